@@ -1,0 +1,93 @@
+"""One typed settings object per service.
+
+Values come, highest priority first, from command-line flags, environment
+variables (``SEMCOM_TX_*``, ``SEMCOM_CH_*``, ``SEMCOM_RX_*``), an optional YAML
+file, and the defaults below. ``semcom <service> serve --help`` lists them.
+"""
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+
+
+Port = Annotated[int, Field(ge=0, le=65535)]
+
+
+class ServiceSettings(BaseSettings):
+    """What every service has: where it listens, where it forwards, how big and busy it may get."""
+
+    model_config = SettingsConfigDict(extra="forbid")
+
+    host: str = Field("127.0.0.1", description="interface to listen on (0.0.0.0 in containers)")
+    port: Port = Field(0, description="TCP port; 0 picks a free one")
+    next_hop: str = Field("", description="address of the next service in the chain (host:port)")
+    workers: int = Field(8, ge=1, le=256, description="gRPC worker threads")
+    max_message_mb: int = Field(64, ge=1, le=1024, description="largest gRPC message, sent or received (MiB)")
+    grace_s: float = Field(10.0, ge=0, description="on SIGTERM, time given to in-flight requests")
+    log_level: str = Field("INFO", description="Python logging level")
+
+
+class TransmitterSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="SEMCOM_TX_", extra="forbid")
+
+    port: Port = 50051
+    next_hop: str = "127.0.0.1:50052"
+    segmenter: Literal["mediapipe", "saliency"] = Field(
+        "mediapipe", description="key-region segmenter (mediapipe falls back to saliency when it finds no person)"
+    )
+    weights_dir: Path | None = Field(None, description="folder with model weights (default: ../shared/data/weights)")
+    bandwidth_ratio: float = Field(
+        1 / 6, gt=0, le=1, description="key-region channel uses per source dimension (pixel x colour)"
+    )
+    repetition: int = Field(3, ge=1, le=15, description="repetition code for prompt and mask bits")
+    pilots: int = Field(64, ge=4, le=4096, description="pilot symbols per frame for channel estimation")
+    max_image_pixels: int = Field(40_000_000, ge=256, description="larger images are refused")
+
+
+class ChannelSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="SEMCOM_CH_", extra="forbid")
+
+    port: Port = 50052
+    next_hop: str = "127.0.0.1:50053"
+    model: Literal["awgn", "rayleigh"] = Field("awgn", description="channel model")
+    snr_db: float = Field(20.0, ge=-30, le=60, description="Es/N0 per complex symbol, dB")
+    seed: int | None = Field(None, ge=0, description="seed; each frame then draws from (seed, frame id)")
+    coherence_symbols: int = Field(0, ge=0, description="block-fading length in symbols; 0 = one block per frame")
+
+
+class ReceiverSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="SEMCOM_RX_", extra="forbid")
+
+    port: Port = 50053
+    equaliser: Literal["mmse", "zf"] = Field("mmse", description="equaliser for the pilot-based channel estimate")
+    inpainter: Literal["classical"] = Field("classical", description="background regeneration backend")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="compute device for learned stages")
+
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def load_settings(cls: type[S], config_file: Path | None = None, **flags: Any) -> S:
+    """Build ``cls`` from flags (None = not given) > environment > YAML file > defaults."""
+    if config_file is not None and not Path(config_file).is_file():
+        raise FileNotFoundError(f"config file {config_file} does not exist")
+    given = {k: v for k, v in flags.items() if v is not None}
+
+    class _FromSources(cls):  # type: ignore[valid-type, misc]
+        @classmethod
+        def settings_customise_sources(
+            cls_,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            sources: tuple[PydanticBaseSettingsSource, ...] = (init_settings, env_settings)
+            if config_file is not None:
+                sources += (YamlConfigSettingsSource(settings_cls, yaml_file=config_file),)
+            return sources
+
+    return cls.model_validate(_FromSources(**given).model_dump())

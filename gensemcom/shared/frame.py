@@ -1,0 +1,142 @@
+"""In-process frame: what the transmitter builds and the receiver parses.
+
+Signal processing works on these plain dataclasses and numpy arrays; only
+``gensemcom.shared.wire`` knows the protobuf form. The enum values mirror
+``proto/semcom/v1/semcom.proto`` one to one (a test checks it), so conversion
+is a cast.
+"""
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+import numpy as np
+
+WIRE_VERSION = 1
+
+
+class SegmentKind(IntEnum):
+    """What a segment of symbols carries."""
+
+    PILOT = 1
+    MASK = 2
+    PROMPT = 3
+    KEY_JSCC = 4
+    CONTEXT_REF = 5
+
+
+class Modulation(IntEnum):
+    ANALOG = 1
+    BPSK = 2
+    QPSK = 3
+    QAM16 = 4
+    QAM64 = 5
+    QAM256 = 6
+
+
+class ChannelCode(IntEnum):
+    NONE = 1
+    REPETITION = 2
+    LDPC = 3
+
+
+@dataclass(frozen=True)
+class Codec:
+    """Identity of a source codec; receivers refuse ids or versions they lack."""
+
+    id: str
+    version: str
+
+
+@dataclass(frozen=True)
+class KeyRegion:
+    """Bounding box of the key region plus the key codec's side information."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+    bandwidth_ratio: float
+    params: tuple[float, ...] = ()
+
+    @property
+    def bbox(self) -> tuple[int, int, int, int]:
+        return (self.x, self.y, self.width, self.height)
+
+
+@dataclass(frozen=True)
+class Header:
+    """Side information a real system sends on a robust control channel (declared error-free)."""
+
+    frame_id: str
+    stream_id: str
+    seq: int
+    height: int
+    width: int
+    key_codec: Codec
+    mask_codec: Codec
+    prompt_codec: Codec
+    key_region: KeyRegion | None
+    alpha: float
+    tx_power: float = 1.0
+    segmenter: str = ""
+    describer: str = ""
+    wire_version: int = WIRE_VERSION
+
+
+@dataclass
+class Segment:
+    """A run of complex baseband symbols of one kind."""
+
+    kind: SegmentKind
+    modulation: Modulation
+    code: ChannelCode
+    iq: np.ndarray  # complex64, 1-D
+    repetition: int = 1
+    code_rate: float = 1.0
+    n_payload_bits: int = 0
+
+    def __post_init__(self) -> None:
+        self.iq = np.ascontiguousarray(self.iq, dtype=np.complex64).reshape(-1)
+
+    @property
+    def n_symbols(self) -> int:
+        return int(self.iq.size)
+
+
+@dataclass(frozen=True)
+class Timing:
+    hop: str
+    stage: str
+    ms: float
+
+
+@dataclass
+class Frame:
+    header: Header
+    segments: list[Segment]
+    timings: list[Timing] = field(default_factory=list)
+
+    def segment(self, kind: SegmentKind) -> Segment | None:
+        """The first segment of ``kind``, or None."""
+        return next((s for s in self.segments if s.kind == kind), None)
+
+    @property
+    def n_symbols(self) -> int:
+        return sum(s.n_symbols for s in self.segments)
+
+    def iq(self) -> np.ndarray:
+        """All segments' symbols in transmission order (what the channel sees)."""
+        if not self.segments:
+            return np.zeros(0, np.complex64)
+        return np.concatenate([s.iq for s in self.segments])
+
+    def with_iq(self, iq: np.ndarray) -> "Frame":
+        """A copy whose segments carry ``iq`` (same layout), e.g. after the channel."""
+        if iq.size != self.n_symbols:
+            raise ValueError(f"got {iq.size} symbols for a frame of {self.n_symbols}")
+        bounds = np.cumsum([0] + [s.n_symbols for s in self.segments])
+        segments = [
+            Segment(s.kind, s.modulation, s.code, iq[a:b], s.repetition, s.code_rate, s.n_payload_bits)
+            for s, a, b in zip(self.segments, bounds[:-1], bounds[1:])
+        ]
+        return Frame(self.header, segments, list(self.timings))

@@ -1,0 +1,291 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class SegmentKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SEGMENT_KIND_UNSPECIFIED: _ClassVar[SegmentKind]
+    SEGMENT_KIND_PILOT: _ClassVar[SegmentKind]
+    SEGMENT_KIND_MASK: _ClassVar[SegmentKind]
+    SEGMENT_KIND_PROMPT: _ClassVar[SegmentKind]
+    SEGMENT_KIND_KEY_JSCC: _ClassVar[SegmentKind]
+    SEGMENT_KIND_CONTEXT_REF: _ClassVar[SegmentKind]
+
+class Modulation(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MODULATION_UNSPECIFIED: _ClassVar[Modulation]
+    MODULATION_ANALOG: _ClassVar[Modulation]
+    MODULATION_BPSK: _ClassVar[Modulation]
+    MODULATION_QPSK: _ClassVar[Modulation]
+    MODULATION_QAM16: _ClassVar[Modulation]
+    MODULATION_QAM64: _ClassVar[Modulation]
+    MODULATION_QAM256: _ClassVar[Modulation]
+
+class ChannelCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CHANNEL_CODE_UNSPECIFIED: _ClassVar[ChannelCode]
+    CHANNEL_CODE_NONE: _ClassVar[ChannelCode]
+    CHANNEL_CODE_REPETITION: _ClassVar[ChannelCode]
+    CHANNEL_CODE_LDPC: _ClassVar[ChannelCode]
+SEGMENT_KIND_UNSPECIFIED: SegmentKind
+SEGMENT_KIND_PILOT: SegmentKind
+SEGMENT_KIND_MASK: SegmentKind
+SEGMENT_KIND_PROMPT: SegmentKind
+SEGMENT_KIND_KEY_JSCC: SegmentKind
+SEGMENT_KIND_CONTEXT_REF: SegmentKind
+MODULATION_UNSPECIFIED: Modulation
+MODULATION_ANALOG: Modulation
+MODULATION_BPSK: Modulation
+MODULATION_QPSK: Modulation
+MODULATION_QAM16: Modulation
+MODULATION_QAM64: Modulation
+MODULATION_QAM256: Modulation
+CHANNEL_CODE_UNSPECIFIED: ChannelCode
+CHANNEL_CODE_NONE: ChannelCode
+CHANNEL_CODE_REPETITION: ChannelCode
+CHANNEL_CODE_LDPC: ChannelCode
+
+class IqSegment(_message.Message):
+    __slots__ = ("kind", "modulation", "code", "repetition", "code_rate", "n_symbols", "n_payload_bits", "iq")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    MODULATION_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    REPETITION_FIELD_NUMBER: _ClassVar[int]
+    CODE_RATE_FIELD_NUMBER: _ClassVar[int]
+    N_SYMBOLS_FIELD_NUMBER: _ClassVar[int]
+    N_PAYLOAD_BITS_FIELD_NUMBER: _ClassVar[int]
+    IQ_FIELD_NUMBER: _ClassVar[int]
+    kind: SegmentKind
+    modulation: Modulation
+    code: ChannelCode
+    repetition: int
+    code_rate: float
+    n_symbols: int
+    n_payload_bits: int
+    iq: bytes
+    def __init__(self, kind: _Optional[_Union[SegmentKind, str]] = ..., modulation: _Optional[_Union[Modulation, str]] = ..., code: _Optional[_Union[ChannelCode, str]] = ..., repetition: _Optional[int] = ..., code_rate: _Optional[float] = ..., n_symbols: _Optional[int] = ..., n_payload_bits: _Optional[int] = ..., iq: _Optional[bytes] = ...) -> None: ...
+
+class CodecInfo(_message.Message):
+    __slots__ = ("id", "version")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    version: str
+    def __init__(self, id: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+
+class KeyRegion(_message.Message):
+    __slots__ = ("x", "y", "width", "height", "bandwidth_ratio", "params")
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    BANDWIDTH_RATIO_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    x: int
+    y: int
+    width: int
+    height: int
+    bandwidth_ratio: float
+    params: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, x: _Optional[int] = ..., y: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., bandwidth_ratio: _Optional[float] = ..., params: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class FrameHeader(_message.Message):
+    __slots__ = ("wire_version", "frame_id", "stream_id", "seq", "height", "width", "key_codec", "mask_codec", "prompt_codec", "key_region", "alpha", "tx_power", "segmenter", "describer")
+    WIRE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    FRAME_ID_FIELD_NUMBER: _ClassVar[int]
+    STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    KEY_CODEC_FIELD_NUMBER: _ClassVar[int]
+    MASK_CODEC_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_CODEC_FIELD_NUMBER: _ClassVar[int]
+    KEY_REGION_FIELD_NUMBER: _ClassVar[int]
+    ALPHA_FIELD_NUMBER: _ClassVar[int]
+    TX_POWER_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTER_FIELD_NUMBER: _ClassVar[int]
+    DESCRIBER_FIELD_NUMBER: _ClassVar[int]
+    wire_version: int
+    frame_id: str
+    stream_id: str
+    seq: int
+    height: int
+    width: int
+    key_codec: CodecInfo
+    mask_codec: CodecInfo
+    prompt_codec: CodecInfo
+    key_region: KeyRegion
+    alpha: float
+    tx_power: float
+    segmenter: str
+    describer: str
+    def __init__(self, wire_version: _Optional[int] = ..., frame_id: _Optional[str] = ..., stream_id: _Optional[str] = ..., seq: _Optional[int] = ..., height: _Optional[int] = ..., width: _Optional[int] = ..., key_codec: _Optional[_Union[CodecInfo, _Mapping]] = ..., mask_codec: _Optional[_Union[CodecInfo, _Mapping]] = ..., prompt_codec: _Optional[_Union[CodecInfo, _Mapping]] = ..., key_region: _Optional[_Union[KeyRegion, _Mapping]] = ..., alpha: _Optional[float] = ..., tx_power: _Optional[float] = ..., segmenter: _Optional[str] = ..., describer: _Optional[str] = ...) -> None: ...
+
+class StageTiming(_message.Message):
+    __slots__ = ("hop", "stage", "ms")
+    HOP_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    MS_FIELD_NUMBER: _ClassVar[int]
+    hop: str
+    stage: str
+    ms: float
+    def __init__(self, hop: _Optional[str] = ..., stage: _Optional[str] = ..., ms: _Optional[float] = ...) -> None: ...
+
+class Frame(_message.Message):
+    __slots__ = ("header", "segments", "timings")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    header: FrameHeader
+    segments: _containers.RepeatedCompositeFieldContainer[IqSegment]
+    timings: _containers.RepeatedCompositeFieldContainer[StageTiming]
+    def __init__(self, header: _Optional[_Union[FrameHeader, _Mapping]] = ..., segments: _Optional[_Iterable[_Union[IqSegment, _Mapping]]] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ...) -> None: ...
+
+class ChannelConfig(_message.Message):
+    __slots__ = ("model", "snr_db", "seed", "coherence_symbols")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    SNR_DB_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    COHERENCE_SYMBOLS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    snr_db: float
+    seed: int
+    coherence_symbols: int
+    def __init__(self, model: _Optional[str] = ..., snr_db: _Optional[float] = ..., seed: _Optional[int] = ..., coherence_symbols: _Optional[int] = ...) -> None: ...
+
+class ChannelReport(_message.Message):
+    __slots__ = ("model", "snr_db", "noise_variance", "seed", "coherence_symbols", "gain_re", "gain_im")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    SNR_DB_FIELD_NUMBER: _ClassVar[int]
+    NOISE_VARIANCE_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    COHERENCE_SYMBOLS_FIELD_NUMBER: _ClassVar[int]
+    GAIN_RE_FIELD_NUMBER: _ClassVar[int]
+    GAIN_IM_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    snr_db: float
+    noise_variance: float
+    seed: int
+    coherence_symbols: int
+    gain_re: _containers.RepeatedScalarFieldContainer[float]
+    gain_im: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, model: _Optional[str] = ..., snr_db: _Optional[float] = ..., noise_variance: _Optional[float] = ..., seed: _Optional[int] = ..., coherence_symbols: _Optional[int] = ..., gain_re: _Optional[_Iterable[float]] = ..., gain_im: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class ChannelInput(_message.Message):
+    __slots__ = ("frame", "config")
+    FRAME_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    frame: Frame
+    config: ChannelConfig
+    def __init__(self, frame: _Optional[_Union[Frame, _Mapping]] = ..., config: _Optional[_Union[ChannelConfig, _Mapping]] = ...) -> None: ...
+
+class ChannelOutput(_message.Message):
+    __slots__ = ("frame", "report")
+    FRAME_FIELD_NUMBER: _ClassVar[int]
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    frame: Frame
+    report: ChannelReport
+    def __init__(self, frame: _Optional[_Union[Frame, _Mapping]] = ..., report: _Optional[_Union[ChannelReport, _Mapping]] = ...) -> None: ...
+
+class LinkEstimate(_message.Message):
+    __slots__ = ("snr_db", "noise_variance", "gain_re", "gain_im", "estimator", "equaliser")
+    SNR_DB_FIELD_NUMBER: _ClassVar[int]
+    NOISE_VARIANCE_FIELD_NUMBER: _ClassVar[int]
+    GAIN_RE_FIELD_NUMBER: _ClassVar[int]
+    GAIN_IM_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATOR_FIELD_NUMBER: _ClassVar[int]
+    EQUALISER_FIELD_NUMBER: _ClassVar[int]
+    snr_db: float
+    noise_variance: float
+    gain_re: _containers.RepeatedScalarFieldContainer[float]
+    gain_im: _containers.RepeatedScalarFieldContainer[float]
+    estimator: str
+    equaliser: str
+    def __init__(self, snr_db: _Optional[float] = ..., noise_variance: _Optional[float] = ..., gain_re: _Optional[_Iterable[float]] = ..., gain_im: _Optional[_Iterable[float]] = ..., estimator: _Optional[str] = ..., equaliser: _Optional[str] = ...) -> None: ...
+
+class SegmentOutcome(_message.Message):
+    __slots__ = ("kind", "n_symbols", "decoded", "crc_ok", "detail")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    N_SYMBOLS_FIELD_NUMBER: _ClassVar[int]
+    DECODED_FIELD_NUMBER: _ClassVar[int]
+    CRC_OK_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    kind: SegmentKind
+    n_symbols: int
+    decoded: bool
+    crc_ok: bool
+    detail: str
+    def __init__(self, kind: _Optional[_Union[SegmentKind, str]] = ..., n_symbols: _Optional[int] = ..., decoded: _Optional[bool] = ..., crc_ok: _Optional[bool] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class Status(_message.Message):
+    __slots__ = ("code", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    message: str
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+
+class Delivery(_message.Message):
+    __slots__ = ("frame_id", "stream_id", "seq", "request_id", "status", "height", "width", "image_png", "key_png", "mask_png", "prompt", "timings", "channel", "link", "segments", "key_codec", "inpainter", "segmenter", "describer", "alpha")
+    FRAME_ID_FIELD_NUMBER: _ClassVar[int]
+    STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_PNG_FIELD_NUMBER: _ClassVar[int]
+    KEY_PNG_FIELD_NUMBER: _ClassVar[int]
+    MASK_PNG_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    LINK_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    KEY_CODEC_FIELD_NUMBER: _ClassVar[int]
+    INPAINTER_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTER_FIELD_NUMBER: _ClassVar[int]
+    DESCRIBER_FIELD_NUMBER: _ClassVar[int]
+    ALPHA_FIELD_NUMBER: _ClassVar[int]
+    frame_id: str
+    stream_id: str
+    seq: int
+    request_id: str
+    status: Status
+    height: int
+    width: int
+    image_png: bytes
+    key_png: bytes
+    mask_png: bytes
+    prompt: str
+    timings: _containers.RepeatedCompositeFieldContainer[StageTiming]
+    channel: ChannelReport
+    link: LinkEstimate
+    segments: _containers.RepeatedCompositeFieldContainer[SegmentOutcome]
+    key_codec: str
+    inpainter: str
+    segmenter: str
+    describer: str
+    alpha: float
+    def __init__(self, frame_id: _Optional[str] = ..., stream_id: _Optional[str] = ..., seq: _Optional[int] = ..., request_id: _Optional[str] = ..., status: _Optional[_Union[Status, _Mapping]] = ..., height: _Optional[int] = ..., width: _Optional[int] = ..., image_png: _Optional[bytes] = ..., key_png: _Optional[bytes] = ..., mask_png: _Optional[bytes] = ..., prompt: _Optional[str] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., channel: _Optional[_Union[ChannelReport, _Mapping]] = ..., link: _Optional[_Union[LinkEstimate, _Mapping]] = ..., segments: _Optional[_Iterable[_Union[SegmentOutcome, _Mapping]]] = ..., key_codec: _Optional[str] = ..., inpainter: _Optional[str] = ..., segmenter: _Optional[str] = ..., describer: _Optional[str] = ..., alpha: _Optional[float] = ...) -> None: ...
+
+class ImageRequest(_message.Message):
+    __slots__ = ("image", "stream_id", "frame_id", "seq", "request_id", "channel")
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    FRAME_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    image: bytes
+    stream_id: str
+    frame_id: str
+    seq: int
+    request_id: str
+    channel: ChannelConfig
+    def __init__(self, image: _Optional[bytes] = ..., stream_id: _Optional[str] = ..., frame_id: _Optional[str] = ..., seq: _Optional[int] = ..., request_id: _Optional[str] = ..., channel: _Optional[_Union[ChannelConfig, _Mapping]] = ...) -> None: ...
