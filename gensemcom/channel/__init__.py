@@ -1,0 +1,1 @@
+"""Channel: impairment models and the channel service."""

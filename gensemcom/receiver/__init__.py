@@ -1,0 +1,1 @@
+"""Receiver: equalisation, demodulation, key-region decoding, inpainting, compositing."""

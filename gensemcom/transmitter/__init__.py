@@ -1,0 +1,1 @@
+"""Transmitter: segmentation, background description, key-region encoding, frame building."""
