@@ -1,0 +1,74 @@
+"""gRPC adapter for the channel: Apply (Frame -> Frame) and Forward (apply, then the receiver).
+
+Only IQ bytes are read and written here; segment meaning stays opaque, so a
+radio process can replace the simulated model behind the same RPCs.
+"""
+
+import logging
+import time
+
+import grpc
+
+from gensemcom.channel.link import ChannelParams, ChannelReport, apply_channel
+from gensemcom.shared.config import ChannelSettings
+from gensemcom.shared.pb import semcom_pb2 as pb
+from gensemcom.shared.pb import semcom_pb2_grpc as pb_grpc
+from gensemcom.shared.rpc import FailedPrecondition, connect, remaining_timeout, rpc_errors
+from gensemcom.shared.wire import frame_iq_from_pb, frame_with_iq_pb
+
+log = logging.getLogger(__name__)
+
+
+def params_from_pb(defaults: ChannelParams, config: pb.ChannelConfig) -> ChannelParams:
+    """Request fields that are set override the service defaults."""
+    return defaults.override(
+        model=config.model if config.HasField("model") else None,
+        snr_db=config.snr_db if config.HasField("snr_db") else None,
+        seed=config.seed if config.HasField("seed") else None,
+        coherence_symbols=config.coherence_symbols if config.HasField("coherence_symbols") else None,
+    )
+
+
+def report_to_pb(report: ChannelReport) -> pb.ChannelReport:
+    gains = report.state.gains
+    return pb.ChannelReport(
+        model=report.model,
+        snr_db=report.snr_db,
+        noise_variance=report.state.no,
+        seed=report.seed,
+        coherence_symbols=report.coherence_symbols,
+        gain_re=gains.real.tolist(),
+        gain_im=gains.imag.tolist(),
+    )
+
+
+class ChannelService(pb_grpc.ChannelServicer):
+    def __init__(self, settings: ChannelSettings) -> None:
+        self.defaults = ChannelParams(settings.model, settings.snr_db, settings.seed, settings.coherence_symbols)
+        self._receiver = pb_grpc.ReceiverStub(connect(settings.next_hop, settings.max_message_mb)) \
+            if settings.next_hop else None
+
+    def _apply(self, request: pb.ChannelInput) -> tuple[pb.Frame, pb.ChannelReport]:
+        start = time.perf_counter()
+        params = params_from_pb(self.defaults, request.config)
+        iq = frame_iq_from_pb(request.frame)
+        y, report = apply_channel(iq, params, request.frame.header.frame_id)
+        frame = frame_with_iq_pb(request.frame, y)
+        frame.timings.add(hop="channel", stage=params.model, ms=(time.perf_counter() - start) * 1e3)
+        log.info("frame %s: %s at %.1f dB, %d symbols", request.frame.header.frame_id, params.model, params.snr_db,
+                 iq.size)
+        return frame, report_to_pb(report)
+
+    @rpc_errors
+    def Apply(self, request: pb.ChannelInput, context: grpc.ServicerContext) -> pb.ChannelOutput:
+        frame, report = self._apply(request)
+        return pb.ChannelOutput(frame=frame, report=report)
+
+    @rpc_errors
+    def Forward(self, request: pb.ChannelInput, context: grpc.ServicerContext) -> pb.Delivery:
+        if self._receiver is None:
+            raise FailedPrecondition("this channel has no next hop configured; use Apply")
+        frame, report = self._apply(request)
+        delivery = self._receiver.Decode(frame, timeout=remaining_timeout(context))
+        delivery.channel.CopyFrom(report)
+        return delivery

@@ -1,0 +1,165 @@
+"""`semcom`: serve the three services, run the demo, probe health.
+
+Every serve option can also come from an environment variable or a YAML file
+(`--config`); the help of each option names its variable and default.
+"""
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from gensemcom.shared.config import (
+    ChannelSettings,
+    ReceiverSettings,
+    ServiceSettings,
+    TransmitterSettings,
+    load_settings,
+)
+
+app = typer.Typer(
+    help="gensemcom: generative semantic communication for images "
+    "(transmitter -> channel -> receiver over gRPC).",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+transmitter_app = typer.Typer(help="The transmitter service: image -> Frame of complex baseband symbols.",
+                              no_args_is_help=True)
+channel_app = typer.Typer(help="The channel service: fading and noise on a frame's IQ.", no_args_is_help=True)
+receiver_app = typer.Typer(help="The receiver service: Frame -> reconstructed image.", no_args_is_help=True)
+app.add_typer(transmitter_app, name="transmitter")
+app.add_typer(channel_app, name="channel")
+app.add_typer(receiver_app, name="receiver")
+
+
+def _help(cls: type[ServiceSettings], name: str) -> str:
+    """Option help from the settings field: its description, variable and default."""
+    field = cls.model_fields[name]
+    description = field.description or ServiceSettings.model_fields[name].description
+    env = f"{cls.model_config.get('env_prefix', '')}{name}".upper()
+    return f"{description} (env {env}; default {field.default!r})"
+
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="YAML file with any of these settings.")]
+
+
+def _common(cls: type[ServiceSettings]):
+    """Annotated types for the options every service has."""
+    return (
+        Annotated[Optional[str], typer.Option(help=_help(cls, "host"))],
+        Annotated[Optional[int], typer.Option(help=_help(cls, "port"))],
+        Annotated[Optional[str], typer.Option(help=_help(cls, "next_hop"))],
+        Annotated[Optional[int], typer.Option(help=_help(cls, "workers"))],
+        Annotated[Optional[int], typer.Option(help=_help(cls, "max_message_mb"))],
+        Annotated[Optional[str], typer.Option(help=_help(cls, "log_level"))],
+    )
+
+
+TxHost, TxPort, TxNext, TxWorkers, TxMax, TxLog = _common(TransmitterSettings)
+ChHost, ChPort, ChNext, ChWorkers, ChMax, ChLog = _common(ChannelSettings)
+RxHost, RxPort, RxNext, RxWorkers, RxMax, RxLog = _common(ReceiverSettings)
+
+
+@transmitter_app.command("serve")
+def transmitter_serve(
+    config: ConfigOpt = None,
+    host: TxHost = None,
+    port: TxPort = None,
+    next_hop: TxNext = None,
+    workers: TxWorkers = None,
+    max_message_mb: TxMax = None,
+    log_level: TxLog = None,
+    segmenter: Annotated[Optional[str], typer.Option(help=_help(TransmitterSettings, "segmenter"))] = None,
+    weights_dir: Annotated[Optional[Path], typer.Option(help=_help(TransmitterSettings, "weights_dir"))] = None,
+    bandwidth_ratio: Annotated[Optional[float], typer.Option(help=_help(TransmitterSettings, "bandwidth_ratio"))] = None,
+    repetition: Annotated[Optional[int], typer.Option(help=_help(TransmitterSettings, "repetition"))] = None,
+    pilots: Annotated[Optional[int], typer.Option(help=_help(TransmitterSettings, "pilots"))] = None,
+) -> None:
+    """Serve the transmitter (gRPC Transmitter.Encode / Transmitter.Send, health, reflection)."""
+    settings = load_settings(TransmitterSettings, config, **_given(locals()))
+    from gensemcom.services import serve
+
+    serve("transmitter", settings)
+
+
+@channel_app.command("serve")
+def channel_serve(
+    config: ConfigOpt = None,
+    host: ChHost = None,
+    port: ChPort = None,
+    next_hop: ChNext = None,
+    workers: ChWorkers = None,
+    max_message_mb: ChMax = None,
+    log_level: ChLog = None,
+    model: Annotated[Optional[str], typer.Option(help=_help(ChannelSettings, "model"))] = None,
+    snr_db: Annotated[Optional[float], typer.Option(help=_help(ChannelSettings, "snr_db"))] = None,
+    seed: Annotated[Optional[int], typer.Option(help=_help(ChannelSettings, "seed"))] = None,
+    coherence_symbols: Annotated[Optional[int], typer.Option(help=_help(ChannelSettings, "coherence_symbols"))] = None,
+) -> None:
+    """Serve the channel (gRPC Channel.Apply / Channel.Forward, health, reflection)."""
+    settings = load_settings(ChannelSettings, config, **_given(locals()))
+    from gensemcom.services import serve
+
+    serve("channel", settings)
+
+
+@receiver_app.command("serve")
+def receiver_serve(
+    config: ConfigOpt = None,
+    host: RxHost = None,
+    port: RxPort = None,
+    next_hop: RxNext = None,
+    workers: RxWorkers = None,
+    max_message_mb: RxMax = None,
+    log_level: RxLog = None,
+    equaliser: Annotated[Optional[str], typer.Option(help=_help(ReceiverSettings, "equaliser"))] = None,
+    inpainter: Annotated[Optional[str], typer.Option(help=_help(ReceiverSettings, "inpainter"))] = None,
+    device: Annotated[Optional[str], typer.Option(help=_help(ReceiverSettings, "device"))] = None,
+) -> None:
+    """Serve the receiver (gRPC Receiver.Decode, health, reflection)."""
+    settings = load_settings(ReceiverSettings, config, **_given(locals()))
+    from gensemcom.services import serve
+
+    serve("receiver", settings)
+
+
+def _given(values: dict) -> dict:
+    """Settings flags from a command's locals (the config path is passed separately)."""
+    return {k: v for k, v in values.items() if k != "config"}
+
+
+@app.command()
+def demo(
+    input: Annotated[
+        Optional[list[Path]],
+        typer.Option("--input", "-i", help="Image folder(s); default: ../shared/data/kodak24 and ../shared/data/people."),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Output folder for panels and metrics.json.")] = Path("out"),
+    model: Annotated[str, typer.Option(help="Channel model: awgn or rayleigh.")] = "awgn",
+    snr_db: Annotated[float, typer.Option(help="Es/N0 per complex symbol, dB.")] = 15.0,
+    seed: Annotated[int, typer.Option(help="Channel seed (each frame mixes in its id).")] = 0,
+    limit: Annotated[Optional[int], typer.Option(help="Send at most this many images.")] = None,
+    target: Annotated[
+        Optional[str],
+        typer.Option(help="Use a running transmitter at HOST:PORT instead of starting the three services."),
+    ] = None,
+) -> None:
+    """Start the three services on free loopback ports, stream images through them, write panels and metrics."""
+    from gensemcom.demo import run_demo
+
+    raise typer.Exit(run_demo(input, out, model=model, snr_db=snr_db, seed=seed, limit=limit, target=target))
+
+
+@app.command()
+def health(
+    address: Annotated[str, typer.Argument(help="HOST:PORT of a service.")],
+    service: Annotated[str, typer.Option(help="Service name to check; '' = the whole server.")] = "",
+) -> None:
+    """Exit 0 if the service at ADDRESS answers grpc.health.v1 SERVING."""
+    from gensemcom.shared.healthprobe import main
+
+    raise typer.Exit(main([address, "--service", service]))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,95 @@
+"""Composition root: build each service's pipeline from its settings and serve it.
+
+This is the one place that chooses concrete backends; pipelines and adapters
+take whatever objects they are given.
+"""
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from gensemcom.channel.service import ChannelService
+from gensemcom.receiver.inpaint import ClassicalInpainter
+from gensemcom.receiver.pipeline import Receiver
+from gensemcom.receiver.service import ReceiverService
+from gensemcom.shared.config import ChannelSettings, ReceiverSettings, ServiceSettings, TransmitterSettings
+from gensemcom.shared.keycodec import LinearKeyCodec
+from gensemcom.shared.maskcodec import MaskCodec
+from gensemcom.shared.paths import shared_data_dir
+from gensemcom.shared.pb import semcom_pb2
+from gensemcom.shared.pb import semcom_pb2_grpc as pb_grpc
+from gensemcom.shared.rpc import Server
+from gensemcom.transmitter.describe import StructuredDescriptor
+from gensemcom.transmitter.pipeline import Transmitter
+from gensemcom.transmitter.segment import make_segmenter
+from gensemcom.transmitter.service import TransmitterService
+
+log = logging.getLogger("gensemcom")
+
+SERVICE_NAMES = {name: semcom_pb2.DESCRIPTOR.services_by_name[name].full_name
+                 for name in ("Transmitter", "Channel", "Receiver")}
+
+
+def build_transmitter(settings: TransmitterSettings) -> Transmitter:
+    weights = settings.weights_dir or shared_data_dir() / "weights"
+    return Transmitter(
+        segmenter=make_segmenter(settings.segmenter, weights),
+        describer=StructuredDescriptor(),
+        key_codec=LinearKeyCodec(bandwidth_ratio=settings.bandwidth_ratio),
+        mask_codec=MaskCodec(),
+        n_pilots=settings.pilots,
+        repetition=settings.repetition,
+    )
+
+
+def build_receiver(settings: ReceiverSettings) -> Receiver:
+    return Receiver(
+        key_codec=LinearKeyCodec(),
+        mask_codec=MaskCodec(),
+        inpainter=ClassicalInpainter(StructuredDescriptor()),
+        equaliser=settings.equaliser,
+    )
+
+
+def configure_logging(settings: ServiceSettings, service: str) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format=f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s",
+    )
+
+
+def _start(settings: ServiceSettings, service: str, add: Callable[[Any, Any], None], servicer: object) -> Server:
+    server = Server(settings, [SERVICE_NAMES[service]])
+    add(servicer, server.grpc_server)
+    port = server.start()
+    log.info("%s listening on %s:%d (next hop: %s)", service.lower(), settings.host, port, settings.next_hop or "none")
+    return server
+
+
+def start_transmitter(settings: TransmitterSettings) -> Server:
+    """Build and start the transmitter service; returns the running server (port in ``server.port``)."""
+    service = TransmitterService(build_transmitter(settings), settings)
+    return _start(settings, "Transmitter", pb_grpc.add_TransmitterServicer_to_server, service)
+
+
+def start_channel(settings: ChannelSettings) -> Server:
+    return _start(settings, "Channel", pb_grpc.add_ChannelServicer_to_server, ChannelService(settings))
+
+
+def start_receiver(settings: ReceiverSettings) -> Server:
+    receiver = build_receiver(settings)
+    log.info("receiver: classical backends on CPU (device setting %r applies to learned backends)", settings.device)
+    return _start(settings, "Receiver", pb_grpc.add_ReceiverServicer_to_server, ReceiverService(receiver))
+
+
+STARTERS: dict[str, Callable[[Any], Server]] = {
+    "transmitter": start_transmitter,
+    "channel": start_channel,
+    "receiver": start_receiver,
+}
+
+
+def serve(service: str, settings: ServiceSettings) -> None:
+    """Run one service in the foreground until SIGTERM/SIGINT (graceful shutdown)."""
+    configure_logging(settings, service)
+    STARTERS[service](settings).serve_forever()

@@ -1,0 +1,62 @@
+"""gRPC adapter for the transmitter: Encode (image -> Frame) and Send (images through the chain)."""
+
+import logging
+import uuid
+from collections.abc import Iterator
+
+import grpc
+
+from gensemcom.shared.image_io import decode_image
+from gensemcom.shared.pb import semcom_pb2 as pb
+from gensemcom.shared.pb import semcom_pb2_grpc as pb_grpc
+from gensemcom.shared.rpc import connect, message_for, remaining_timeout, rpc_errors, status_for
+from gensemcom.shared.config import TransmitterSettings
+from gensemcom.shared.wire import frame_to_pb
+from gensemcom.transmitter.pipeline import Transmitter
+
+log = logging.getLogger(__name__)
+
+
+class TransmitterService(pb_grpc.TransmitterServicer):
+    def __init__(self, transmitter: Transmitter, settings: TransmitterSettings) -> None:
+        self.transmitter = transmitter
+        self.settings = settings
+        self._channel = pb_grpc.ChannelStub(connect(settings.next_hop, settings.max_message_mb)) \
+            if settings.next_hop else None
+
+    def _encode(self, request: pb.ImageRequest) -> pb.Frame:
+        image = decode_image(request.image, max_pixels=self.settings.max_image_pixels)
+        frame_id = request.frame_id or uuid.uuid4().hex
+        frame = self.transmitter.encode(image, frame_id=frame_id, stream_id=request.stream_id, seq=request.seq)
+        log.info("frame %s: %dx%d, alpha %.3f, %d symbols", frame_id, image.shape[1], image.shape[0],
+                 frame.header.alpha, frame.n_symbols)
+        return frame_to_pb(frame)
+
+    @rpc_errors
+    def Encode(self, request: pb.ImageRequest, context: grpc.ServicerContext) -> pb.Frame:
+        return self._encode(request)
+
+    def Send(self, request_iterator: Iterator[pb.ImageRequest], context: grpc.ServicerContext) -> Iterator[pb.Delivery]:
+        """One Delivery per image, in order; a failed image gets a Delivery with its status, the stream goes on."""
+        for request in request_iterator:
+            yield self._send_one(request, context)
+
+    def _send_one(self, request: pb.ImageRequest, context: grpc.ServicerContext) -> pb.Delivery:
+        frame_id = request.frame_id
+        try:
+            if self._channel is None:
+                raise ValueError("this transmitter has no next hop configured; use Encode")
+            frame = self._encode(request)
+            frame_id = frame.header.frame_id
+            delivery = self._channel.Forward(pb.ChannelInput(frame=frame, config=request.channel),
+                                             timeout=remaining_timeout(context))
+        except Exception as exc:  # noqa: BLE001 - each image gets exactly one outcome, the stream survives
+            code = status_for(exc)
+            if code == grpc.StatusCode.INTERNAL:
+                log.exception("frame %s failed", frame_id)
+            else:
+                log.warning("frame %s: %s: %s", frame_id or "-", code.name, message_for(exc))
+            delivery = pb.Delivery(frame_id=frame_id, stream_id=request.stream_id, seq=request.seq,
+                                   status=pb.Status(code=code.value[0], message=message_for(exc)))
+        delivery.request_id = request.request_id
+        return delivery
