@@ -16,6 +16,7 @@ import logging
 import cv2
 import numpy as np
 
+from gensemcom.shared.image_io import check_rgb8
 from gensemcom.transmitter.describe import Description, StructuredDescriptor
 
 logger = logging.getLogger(__name__)
@@ -42,8 +43,7 @@ class ClassicalInpainter:
 
     def __call__(self, prompt: str | None, known: np.ndarray, known_mask: np.ndarray) -> np.ndarray:
         """uint8 H×W×3: ``known`` where ``known_mask``, regenerated background elsewhere."""
-        if known.dtype != np.uint8 or known.ndim != 3 or known.shape[2] != 3:
-            raise ValueError(f"known must be a uint8 H×W×3 array, got {known.dtype} {known.shape}")
+        check_rgb8(known, "known")
         if known_mask.dtype != np.bool_ or known_mask.shape != known.shape[:2]:
             raise ValueError(f"known_mask must be a bool {known.shape[:2]} array, got {known_mask.dtype} "
                              f"{known_mask.shape}")

@@ -43,6 +43,13 @@ def decode_image(data: bytes, max_pixels: int = MAX_PIXELS, min_side: int = MIN_
     return to_rgb8(img)
 
 
+def check_rgb8(image: np.ndarray, name: str = "image") -> None:
+    """Raise ValueError unless ``image`` is a uint8 H×W×3 RGB array, the form every stage takes."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"{name} must be a uint8 H×W×3 RGB array, got {getattr(image, 'dtype', type(image))} "
+                         f"{getattr(image, 'shape', '')}")
+
+
 def to_rgb8(img: Image.Image) -> np.ndarray:
     """Any Pillow image as uint8 RGB; 16-bit greyscale is scaled, alpha is dropped."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from gensemcom.shared.image_io import check_rgb8
 from gensemcom.transmitter.segment import Segmentation
 
 TEXTURES = ("smooth", "textured", "busy")
@@ -161,8 +162,7 @@ class StructuredDescriptor:
 
     def describe(self, image: np.ndarray, segmentation: Segmentation) -> Description:
         """Measure labels, colour grid, texture and brightness of ``image``'s background."""
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(f"image must be a uint8 H×W×3 RGB array, got {image.dtype} {image.shape}")
+        check_rgb8(image)
         if segmentation.mask.shape != image.shape[:2]:
             raise ValueError(f"mask {segmentation.mask.shape} does not match image {image.shape[:2]}")
         background = ~segmentation.mask

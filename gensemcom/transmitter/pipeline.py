@@ -13,6 +13,7 @@ import numpy as np
 
 from gensemcom.shared import modem
 from gensemcom.shared.frame import ChannelCode, Codec, Frame, Header, KeyRegion, Modulation, Segment, SegmentKind
+from gensemcom.shared.image_io import check_rgb8
 from gensemcom.shared.keycodec import LinearKeyCodec
 from gensemcom.shared.maskcodec import MaskCodec
 from gensemcom.shared.timing import StageClock
@@ -44,8 +45,7 @@ class Transmitter:
 
     def encode(self, image: np.ndarray, frame_id: str, stream_id: str = "", seq: int = 0) -> Frame:
         """Build the frame for one uint8 H×W×3 RGB image."""
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"expected a uint8 H×W×3 RGB image, got {image.dtype} {image.shape}")
+        check_rgb8(image)
         clock = StageClock("transmitter")
         height, width = image.shape[:2]
 

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
+from gensemcom.shared.image_io import check_rgb8
 from gensemcom.shared.paths import shared_data_dir
 
 logger = logging.getLogger(__name__)
@@ -61,9 +62,7 @@ class Segmenter(Protocol):
 
 
 def _require_rgb(image: np.ndarray) -> None:
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"image must be a uint8 H×W×3 RGB array, got {getattr(image, 'dtype', type(image))} "
-                         f"{getattr(image, 'shape', '')}")
+    check_rgb8(image)
     if image.shape[0] < 8 or image.shape[1] < 8:
         raise ValueError(f"image must be at least 8×8 pixels, got {image.shape[0]}×{image.shape[1]}")
 
