@@ -95,12 +95,25 @@ def channel_serve(
     snr_db: Annotated[Optional[float], typer.Option(help=_help(ChannelSettings, "snr_db"))] = None,
     seed: Annotated[Optional[int], typer.Option(help=_help(ChannelSettings, "seed"))] = None,
     coherence_symbols: Annotated[Optional[int], typer.Option(help=_help(ChannelSettings, "coherence_symbols"))] = None,
+    external: Annotated[Optional[str], typer.Option(help=_help(ChannelSettings, "external"))] = None,
 ) -> None:
     """Serve the channel (gRPC Channel.Apply / Channel.Forward, health, reflection)."""
     settings = load_settings(ChannelSettings, config, **_given(locals()))
     from gensemcom.services import serve
 
     serve("channel", settings)
+
+
+@channel_app.command(
+    "external-sim",
+    add_help_option=False,
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def channel_external_sim(ctx: typer.Context) -> None:
+    """Reference external channel process: framed cf32 bursts on stdin/stdout, or ZMQ. Options: --help."""
+    from gensemcom.channel.external_sim import main
+
+    raise typer.Exit(main(ctx.args, prog="semcom channel external-sim"))
 
 
 @receiver_app.command("serve")

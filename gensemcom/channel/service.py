@@ -1,19 +1,24 @@
 """gRPC adapter for the channel: Apply (Frame -> Frame) and Forward (apply, then the receiver).
 
 Only IQ bytes are read and written here; segment meaning stays opaque, so a
-radio process can replace the simulated model behind the same RPCs.
+radio process can replace the simulated model behind the same RPCs: with
+``external`` set, each frame's IQ goes to that process (docs/sdr.md) and the
+per-request model parameters do not apply.
 """
 
 import logging
 import time
 
 import grpc
+import numpy as np
 
+from gensemcom.channel.external import ExternalChannel, ExternalChannelError
+from gensemcom.channel.external.spec import make_transport
 from gensemcom.channel.link import ChannelParams, ChannelReport, apply_channel
 from gensemcom.shared.config import ChannelSettings
 from gensemcom.shared.pb import semcom_pb2 as pb
 from gensemcom.shared.pb import semcom_pb2_grpc as pb_grpc
-from gensemcom.shared.rpc import FailedPrecondition, connect, remaining_timeout, rpc_errors
+from gensemcom.shared.rpc import FailedPrecondition, Unavailable, connect, remaining_timeout, rpc_errors
 from gensemcom.shared.wire import frame_iq_from_pb, frame_with_iq_pb
 
 log = logging.getLogger(__name__)
@@ -42,22 +47,42 @@ def report_to_pb(report: ChannelReport) -> pb.ChannelReport:
     )
 
 
+def _through(external: ExternalChannel, iq: np.ndarray, frame_id: str) -> np.ndarray:
+    """The external channel's reply; its failures (a radio down, a dead process) are UNAVAILABLE, not a bad request."""
+    try:
+        return external(iq, frame_id)
+    except ExternalChannelError as exc:
+        raise Unavailable(str(exc)) from exc
+
+
 class ChannelService(pb_grpc.ChannelServicer):
     def __init__(self, settings: ChannelSettings) -> None:
         self.defaults = ChannelParams(settings.model, settings.snr_db, settings.seed, settings.coherence_symbols)
         self._receiver = pb_grpc.ReceiverStub(connect(settings.next_hop, settings.max_message_mb)) \
             if settings.next_hop else None
+        self._external: ExternalChannel | None = make_transport(settings.external) if settings.external else None
 
     def _apply(self, request: pb.ChannelInput) -> tuple[pb.Frame, pb.ChannelReport]:
         start = time.perf_counter()
-        params = params_from_pb(self.defaults, request.config)
         iq = frame_iq_from_pb(request.frame)
-        y, report = apply_channel(iq, params, request.frame.header.frame_id)
+        frame_id = request.frame.header.frame_id
+        if self._external is None:
+            params = params_from_pb(self.defaults, request.config)
+            y, report = apply_channel(iq, params, frame_id)
+            stage, report_pb, what = params.model, report_to_pb(report), f"{params.model} at {params.snr_db:.1f} dB"
+        else:
+            y = _through(self._external, iq, frame_id)
+            stage = what = f"external:{self._external.name}"
+            report_pb = pb.ChannelReport(model=stage)  # what a radio did is not known here
         frame = frame_with_iq_pb(request.frame, y)
-        frame.timings.add(hop="channel", stage=params.model, ms=(time.perf_counter() - start) * 1e3)
-        log.info("frame %s: %s at %.1f dB, %d symbols", request.frame.header.frame_id, params.model, params.snr_db,
-                 iq.size)
-        return frame, report_to_pb(report)
+        frame.timings.add(hop="channel", stage=stage, ms=(time.perf_counter() - start) * 1e3)
+        log.info("frame %s: %s, %d symbols", frame_id, what, iq.size)
+        return frame, report_pb
+
+    def close(self) -> None:
+        """Release the external channel (its process or sockets), if any."""
+        if self._external is not None:
+            self._external.close()
 
     @rpc_errors
     def Apply(self, request: pb.ChannelInput, context: grpc.ServicerContext) -> pb.ChannelOutput:

@@ -55,6 +55,11 @@ class ChannelSettings(ServiceSettings):
     snr_db: float = Field(20.0, ge=-30, le=60, description="Es/N0 per complex symbol, dB")
     seed: int | None = Field(None, ge=0, description="seed; each frame then draws from (seed, frame id)")
     coherence_symbols: int = Field(0, ge=0, description="block-fading length in symbols; 0 = one block per frame")
+    external: str = Field(
+        "",
+        description="hand IQ to an external channel instead of the model (model options then do not apply): "
+        "exec:COMMAND, zmq:TX_ADDRESS,RX_ADDRESS, replay:PREFIX or record:PREFIX=SPEC (docs/sdr.md)",
+    )
 
 
 class ReceiverSettings(ServiceSettings):

@@ -37,6 +37,10 @@ class Overloaded(RuntimeError):
     """The service is at capacity: RESOURCE_EXHAUSTED."""
 
 
+class Unavailable(RuntimeError):
+    """Something the service relies on (an external channel, a radio) is not answering: UNAVAILABLE."""
+
+
 def status_for(exc: BaseException) -> grpc.StatusCode:
     """The gRPC status a request failing with ``exc`` gets."""
     if isinstance(exc, grpc.RpcError) and hasattr(exc, "code"):
@@ -45,6 +49,8 @@ def status_for(exc: BaseException) -> grpc.StatusCode:
         return grpc.StatusCode.FAILED_PRECONDITION
     if isinstance(exc, Overloaded):
         return grpc.StatusCode.RESOURCE_EXHAUSTED
+    if isinstance(exc, Unavailable):
+        return grpc.StatusCode.UNAVAILABLE
     if isinstance(exc, ValueError):
         return grpc.StatusCode.INVALID_ARGUMENT
     return grpc.StatusCode.INTERNAL
