@@ -90,11 +90,11 @@ def assert_chain_shape(services: dict[str, Any]) -> None:
         assert port_bindings(service) == [("127.0.0.1", port, port)], name
         assert service["healthcheck"]["test"] == ["CMD", *probe_command(name)]
         assert service["restart"] == "unless-stopped"
+        # Compose v2 adds keys such as `required: true`; the condition is what matters.
         depends_on = service.get("depends_on", {})
-        if name in NEXT_HOP:
-            assert depends_on == {NEXT_HOP[name]: {"condition": "service_healthy"}}
-        else:
-            assert depends_on == {}
+        assert {hop: spec["condition"] for hop, spec in depends_on.items()} == (
+            {NEXT_HOP[name]: "service_healthy"} if name in NEXT_HOP else {}
+        )
         assert gpu_devices(service) == [], "a GPU reservation in the base file breaks CPU-only hosts"
 
 
@@ -182,6 +182,7 @@ def test_dockerignore_lets_the_build_inputs_through() -> None:
     allowed = {line[1:].rstrip("/") for line in DOCKERIGNORE.read_text().splitlines() if line.startswith("!")}
     assert sources == {"pyproject.toml", "README.md", "gensemcom"}
     assert sources <= allowed
+    assert all((REPO / source).exists() for source in sources)
 
 
 # ---------------------------------------------------------- the Compose CLI
@@ -327,7 +328,9 @@ def test_silent_server_fails_at_the_timeout() -> None:
     assert 0.5 <= elapsed < 1.5
 
 
-@pytest.mark.parametrize(("address", "timeout_s"), [("", 1.0), ("  ", 1.0), ("localhost:1", 0.0), ("localhost:1", -1.0)])
+@pytest.mark.parametrize(
+    ("address", "timeout_s"), [("", 1.0), ("  ", 1.0), ("localhost:1", 0.0), ("localhost:1", -1.0)]
+)
 def test_bad_arguments_raise_value_error(address: str, timeout_s: float) -> None:
     with pytest.raises(ValueError):
         healthprobe.probe(address, timeout_s=timeout_s)
