@@ -95,6 +95,14 @@ def channel_serve(
     snr_db: Annotated[Optional[float], typer.Option(help=_help(ChannelSettings, "snr_db"))] = None,
     seed: Annotated[Optional[int], typer.Option(help=_help(ChannelSettings, "seed"))] = None,
     coherence_symbols: Annotated[Optional[int], typer.Option(help=_help(ChannelSettings, "coherence_symbols"))] = None,
+    k_factor: Annotated[Optional[float], typer.Option(help=_help(ChannelSettings, "k_factor"))] = None,
+    doppler: Annotated[Optional[float], typer.Option(help=_help(ChannelSettings, "doppler"))] = None,
+    profile: Annotated[Optional[str], typer.Option(help=_help(ChannelSettings, "profile"))] = None,
+    delay_spread: Annotated[Optional[float], typer.Option(help=_help(ChannelSettings, "delay_spread"))] = None,
+    n_subcarriers: Annotated[Optional[int], typer.Option(help=_help(ChannelSettings, "n_subcarriers"))] = None,
+    cfo: Annotated[Optional[float], typer.Option(help=_help(ChannelSettings, "cfo"))] = None,
+    phase_noise: Annotated[Optional[float], typer.Option(help=_help(ChannelSettings, "phase_noise"))] = None,
+    path_loss_db: Annotated[Optional[float], typer.Option(help=_help(ChannelSettings, "path_loss_db"))] = None,
     external: Annotated[Optional[str], typer.Option(help=_help(ChannelSettings, "external"))] = None,
 ) -> None:
     """Serve the channel (gRPC Channel.Apply / Channel.Forward, health, reflection)."""
@@ -148,7 +156,7 @@ def demo(
         typer.Option("--input", "-i", help="Image folder(s); default: ../shared/data/kodak24 and ../shared/data/people."),
     ] = None,
     out: Annotated[Path, typer.Option(help="Output folder for panels and metrics.json.")] = Path("out"),
-    model: Annotated[str, typer.Option(help="Channel model: awgn or rayleigh.")] = "awgn",
+    model: Annotated[str, typer.Option(help="Channel model: awgn, rayleigh, rician or tdl.")] = "awgn",
     snr_db: Annotated[float, typer.Option(help="Es/N0 per complex symbol, dB.")] = 15.0,
     seed: Annotated[int, typer.Option(help="Channel seed (each frame mixes in its id).")] = 0,
     limit: Annotated[Optional[int], typer.Option(help="Send at most this many images.")] = None,

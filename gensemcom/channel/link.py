@@ -7,23 +7,40 @@ radio can take its place behind the same interface.
 
 import secrets
 import zlib
+import dataclasses
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from gensemcom.channel.models import ChannelState, make_channel
+from gensemcom.channel.models import ChannelSpec, ChannelState
 
 
 @dataclass(frozen=True)
 class ChannelParams:
+    """A channel configuration plus its seed: what the service holds and a request may override."""
+
     model: str = "awgn"
     snr_db: float = 20.0
     seed: int | None = None
     coherence_symbols: int = 0
+    k_factor: float = 0.0
+    doppler: float = 0.0
+    profile: str = "A"
+    delay_spread: float = 1.0
+    n_subcarriers: int = 64
+    cfo: float = 0.0
+    phase_noise: float = 0.0
+    path_loss_db: float = 0.0
 
     def override(self, **changes: object) -> "ChannelParams":
         """These parameters with the given (non-None) fields replaced."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def spec(self) -> ChannelSpec:
+        """The validated channel specification (ValueError with a clear message if invalid)."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("seed",)}
+        fields["coherence"] = fields.pop("coherence_symbols")
+        return ChannelSpec(**fields).validate()
 
 
 @dataclass(frozen=True)
@@ -35,6 +52,7 @@ class ChannelReport:
     seed: int
     coherence_symbols: int
     state: ChannelState
+    applied: dict[str, object] = dataclasses.field(default_factory=dict)
 
 
 def frame_seed(service_seed: int | None, frame_id: str) -> int:
@@ -47,7 +65,7 @@ def frame_seed(service_seed: int | None, frame_id: str) -> int:
 
 def apply_channel(iq: np.ndarray, params: ChannelParams, frame_id: str = "") -> tuple[np.ndarray, ChannelReport]:
     """Pass ``iq`` through the channel; the draw is fixed by (params.seed, frame_id) when a seed is set."""
-    channel = make_channel(params.model, params.snr_db, coherence=params.coherence_symbols)
+    spec = params.spec()
     seed = frame_seed(params.seed, frame_id)
-    y, state = channel(np.asarray(iq, np.complex64), np.random.default_rng(seed))
-    return y, ChannelReport(params.model, params.snr_db, seed, params.coherence_symbols, state)
+    y, state = spec.build()(np.asarray(iq, np.complex64), np.random.default_rng(seed))
+    return y, ChannelReport(params.model, params.snr_db, seed, params.coherence_symbols, state, spec.applied())

@@ -6,6 +6,7 @@ radio process can replace the simulated model behind the same RPCs: with
 per-request model parameters do not apply.
 """
 
+import dataclasses
 import logging
 import time
 
@@ -24,18 +25,18 @@ from gensemcom.shared.wire import frame_iq_from_pb, frame_with_iq_pb
 log = logging.getLogger(__name__)
 
 
+MAX_REPORTED_GAINS = 4096  # per-symbol fading (Doppler, CFO, OFDM) would otherwise bloat every Delivery
+
+
 def params_from_pb(defaults: ChannelParams, config: pb.ChannelConfig) -> ChannelParams:
     """Request fields that are set override the service defaults."""
-    return defaults.override(
-        model=config.model if config.HasField("model") else None,
-        snr_db=config.snr_db if config.HasField("snr_db") else None,
-        seed=config.seed if config.HasField("seed") else None,
-        coherence_symbols=config.coherence_symbols if config.HasField("coherence_symbols") else None,
-    )
+    names = [f.name for f in dataclasses.fields(ChannelParams)]
+    return defaults.override(**{name: getattr(config, name) for name in names if config.HasField(name)})
 
 
 def report_to_pb(report: ChannelReport) -> pb.ChannelReport:
-    gains = report.state.gains
+    gains = report.state.gains[:MAX_REPORTED_GAINS]
+    numeric = {k: float(v) for k, v in report.applied.items() if isinstance(v, (int, float)) and k != "snr_db"}
     return pb.ChannelReport(
         model=report.model,
         snr_db=report.snr_db,
@@ -44,6 +45,9 @@ def report_to_pb(report: ChannelReport) -> pb.ChannelReport:
         coherence_symbols=report.coherence_symbols,
         gain_re=gains.real.tolist(),
         gain_im=gains.imag.tolist(),
+        n_gains=report.state.gains.size,
+        parameters=numeric,
+        profile=str(report.applied.get("profile", "")),
     )
 
 
@@ -57,7 +61,7 @@ def _through(external: ExternalChannel, iq: np.ndarray, frame_id: str) -> np.nda
 
 class ChannelService(pb_grpc.ChannelServicer):
     def __init__(self, settings: ChannelSettings) -> None:
-        self.defaults = ChannelParams(settings.model, settings.snr_db, settings.seed, settings.coherence_symbols)
+        self.defaults = ChannelParams(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(ChannelParams)})
         self._receiver = pb_grpc.ReceiverStub(connect(settings.next_hop, settings.max_message_mb)) \
             if settings.next_hop else None
         self._external: ExternalChannel | None = make_transport(settings.external) if settings.external else None

@@ -51,10 +51,18 @@ class ChannelSettings(ServiceSettings):
 
     port: Port = 50052
     next_hop: str = "127.0.0.1:50053"
-    model: Literal["awgn", "rayleigh"] = Field("awgn", description="channel model")
+    model: Literal["awgn", "rayleigh", "rician", "tdl"] = Field("awgn", description="channel model")
     snr_db: float = Field(20.0, ge=-30, le=60, description="Es/N0 per complex symbol, dB")
     seed: int | None = Field(None, ge=0, description="seed; each frame then draws from (seed, frame id)")
     coherence_symbols: int = Field(0, ge=0, description="block-fading length in symbols; 0 = one block per frame")
+    k_factor: float = Field(0.0, ge=0, description="Rician K factor, linear (0 = Rayleigh)")
+    doppler: float = Field(0.0, ge=0, lt=0.5, description="normalised Doppler fD*Ts; > 0 gives Clarke/Jakes fading")
+    profile: Literal["A", "B", "C", "D", "E"] = Field("A", description="3GPP 38.901 TDL profile (model tdl)")
+    delay_spread: float = Field(1.0, gt=0, description="TDL RMS delay spread in samples (model tdl)")
+    n_subcarriers: int = Field(64, ge=8, le=4096, description="OFDM FFT size (model tdl)")
+    cfo: float = Field(0.0, gt=-0.5, lt=0.5, description="carrier-frequency offset, fraction of the symbol rate")
+    phase_noise: float = Field(0.0, ge=0, description="Wiener phase noise, oscillator linewidth x symbol time")
+    path_loss_db: float = Field(0.0, ge=0, le=200, description="path loss in dB (SNR refers to transmit power)")
     external: str = Field(
         "",
         description="hand IQ to an external channel instead of the model (model options then do not apply): "

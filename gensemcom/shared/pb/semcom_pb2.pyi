@@ -147,19 +147,42 @@ class Frame(_message.Message):
     def __init__(self, header: _Optional[_Union[FrameHeader, _Mapping]] = ..., segments: _Optional[_Iterable[_Union[IqSegment, _Mapping]]] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ...) -> None: ...
 
 class ChannelConfig(_message.Message):
-    __slots__ = ("model", "snr_db", "seed", "coherence_symbols")
+    __slots__ = ("model", "snr_db", "seed", "coherence_symbols", "k_factor", "doppler", "profile", "delay_spread", "n_subcarriers", "cfo", "phase_noise", "path_loss_db")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     SNR_DB_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     COHERENCE_SYMBOLS_FIELD_NUMBER: _ClassVar[int]
+    K_FACTOR_FIELD_NUMBER: _ClassVar[int]
+    DOPPLER_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    DELAY_SPREAD_FIELD_NUMBER: _ClassVar[int]
+    N_SUBCARRIERS_FIELD_NUMBER: _ClassVar[int]
+    CFO_FIELD_NUMBER: _ClassVar[int]
+    PHASE_NOISE_FIELD_NUMBER: _ClassVar[int]
+    PATH_LOSS_DB_FIELD_NUMBER: _ClassVar[int]
     model: str
     snr_db: float
     seed: int
     coherence_symbols: int
-    def __init__(self, model: _Optional[str] = ..., snr_db: _Optional[float] = ..., seed: _Optional[int] = ..., coherence_symbols: _Optional[int] = ...) -> None: ...
+    k_factor: float
+    doppler: float
+    profile: str
+    delay_spread: float
+    n_subcarriers: int
+    cfo: float
+    phase_noise: float
+    path_loss_db: float
+    def __init__(self, model: _Optional[str] = ..., snr_db: _Optional[float] = ..., seed: _Optional[int] = ..., coherence_symbols: _Optional[int] = ..., k_factor: _Optional[float] = ..., doppler: _Optional[float] = ..., profile: _Optional[str] = ..., delay_spread: _Optional[float] = ..., n_subcarriers: _Optional[int] = ..., cfo: _Optional[float] = ..., phase_noise: _Optional[float] = ..., path_loss_db: _Optional[float] = ...) -> None: ...
 
 class ChannelReport(_message.Message):
-    __slots__ = ("model", "snr_db", "noise_variance", "seed", "coherence_symbols", "gain_re", "gain_im")
+    __slots__ = ("model", "snr_db", "noise_variance", "seed", "coherence_symbols", "gain_re", "gain_im", "n_gains", "parameters", "profile")
+    class ParametersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     MODEL_FIELD_NUMBER: _ClassVar[int]
     SNR_DB_FIELD_NUMBER: _ClassVar[int]
     NOISE_VARIANCE_FIELD_NUMBER: _ClassVar[int]
@@ -167,6 +190,9 @@ class ChannelReport(_message.Message):
     COHERENCE_SYMBOLS_FIELD_NUMBER: _ClassVar[int]
     GAIN_RE_FIELD_NUMBER: _ClassVar[int]
     GAIN_IM_FIELD_NUMBER: _ClassVar[int]
+    N_GAINS_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
     model: str
     snr_db: float
     noise_variance: float
@@ -174,7 +200,10 @@ class ChannelReport(_message.Message):
     coherence_symbols: int
     gain_re: _containers.RepeatedScalarFieldContainer[float]
     gain_im: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, model: _Optional[str] = ..., snr_db: _Optional[float] = ..., noise_variance: _Optional[float] = ..., seed: _Optional[int] = ..., coherence_symbols: _Optional[int] = ..., gain_re: _Optional[_Iterable[float]] = ..., gain_im: _Optional[_Iterable[float]] = ...) -> None: ...
+    n_gains: int
+    parameters: _containers.ScalarMap[str, float]
+    profile: str
+    def __init__(self, model: _Optional[str] = ..., snr_db: _Optional[float] = ..., noise_variance: _Optional[float] = ..., seed: _Optional[int] = ..., coherence_symbols: _Optional[int] = ..., gain_re: _Optional[_Iterable[float]] = ..., gain_im: _Optional[_Iterable[float]] = ..., n_gains: _Optional[int] = ..., parameters: _Optional[_Mapping[str, float]] = ..., profile: _Optional[str] = ...) -> None: ...
 
 class ChannelInput(_message.Message):
     __slots__ = ("frame", "config")
