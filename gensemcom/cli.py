@@ -113,6 +113,18 @@ def channel_serve(
 
 
 @channel_app.command(
+    "ber-curves",
+    add_help_option=False,
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def channel_ber_curves(ctx: typer.Context) -> None:
+    """BER/BLER vs Es/N0 for every modulation and a few MCS, theory overlaid (PNG + JSON). Options: --help."""
+    from gensemcom.channel.curves import main
+
+    raise typer.Exit(main(ctx.args))
+
+
+@channel_app.command(
     "external-sim",
     add_help_option=False,
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
