@@ -73,7 +73,8 @@ def bytes_to_bits(data: bytes) -> np.ndarray:
     return np.unpackbits(np.frombuffer(bytes(data), dtype=np.uint8))
 
 
-def _as_bits(bits: np.ndarray) -> np.ndarray:
+def as_bits(bits: np.ndarray) -> np.ndarray:
+    """``bits`` as a 1-D uint8 array of 0/1; ValueError for anything else."""
     bits = np.asarray(bits)
     if bits.ndim != 1:
         raise ValueError(f"bits must be a 1-D array, got shape {bits.shape}")
@@ -84,7 +85,7 @@ def _as_bits(bits: np.ndarray) -> np.ndarray:
 
 def bits_to_bytes(bits: np.ndarray) -> bytes:
     """Inverse of :func:`bytes_to_bits`; the bit count must be a multiple of 8."""
-    bits = _as_bits(bits)
+    bits = as_bits(bits)
     if bits.size % 8:
         raise ValueError(f"bit count {bits.size} is not a multiple of 8")
     return np.packbits(bits).tobytes()
@@ -103,7 +104,7 @@ class QPSKMapper:
     """
 
     def __call__(self, bits: np.ndarray) -> np.ndarray:
-        bits = _as_bits(bits)
+        bits = as_bits(bits)
         if bits.size % _BITS_PER_SYMBOL:
             bits = np.append(bits, np.uint8(0))
         levels = (1 - 2 * bits.astype(np.float32)) * _AMPLITUDE
@@ -145,7 +146,7 @@ class RepetitionCode:
         self.n = int(n)
 
     def encode(self, bits: np.ndarray) -> np.ndarray:
-        return np.repeat(_as_bits(bits), self.n)
+        return np.repeat(as_bits(bits), self.n)
 
     def decode(self, llr: np.ndarray) -> np.ndarray:
         llr = np.asarray(llr, dtype=np.float32)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from sionna.phy.mapping import Constellation, Demapper, Mapper
 
-from gensemcom.shared.modem import as_noise_variance, as_symbol_array
+from gensemcom.shared.modem import as_bits, as_noise_variance, as_symbol_array
 from gensemcom.shared.phy.device import compute_device
 
 MODULATIONS: dict[str, int] = {"bpsk": 1, "qpsk": 2, "16qam": 4, "64qam": 6, "256qam": 8}
@@ -50,15 +50,6 @@ def constellation_points(modulation: str) -> np.ndarray:
     return _constellation(modulation)().cpu().numpy().astype(np.complex64)
 
 
-def _as_bits(bits: np.ndarray) -> np.ndarray:
-    bits = np.asarray(bits)
-    if bits.ndim != 1:
-        raise ValueError(f"bits must be a 1-D array, got shape {bits.shape}")
-    if bits.size and (bits.dtype.kind not in "biu" or bits.min() < 0 or bits.max() > 1):
-        raise ValueError("bits must be integers 0 or 1")
-    return bits.astype(np.uint8, copy=False)
-
-
 class QamMapper:
     """Bits -> Gray-mapped symbols of unit average power.
 
@@ -72,7 +63,7 @@ class QamMapper:
         self._mapper = Mapper(constellation=_constellation(modulation), device=str(compute_device()))
 
     def __call__(self, bits: np.ndarray) -> np.ndarray:
-        bits = _as_bits(bits)
+        bits = as_bits(bits)
         pad = -bits.size % self.bits_per_symbol
         if pad:
             bits = np.concatenate([bits, np.zeros(pad, np.uint8)])
