@@ -26,10 +26,7 @@ import math
 
 import numpy as np
 
-from gensemcom.channel.fading import check_k_factor, rician_powers
-from gensemcom.channel.noise import add_faded_noise, check_no, noise_stream
-from gensemcom.channel.state import ChannelState
-from gensemcom.shared.modem import as_symbol_array
+from gensemcom.channel.fading import FlatFading, check_k_factor, rician_powers
 
 LOS_ANGLE_38901 = float(np.arccos(0.7))  # LOS Doppler at 0.7·fD: TR 38.901 TDL-D/E, as in Sionna
 N_SINUSOIDS = 32
@@ -92,7 +89,7 @@ def jakes_gains(
     return sinusoid_sum(freqs, phi, amplitudes, n)
 
 
-class DopplerFading:
+class DopplerFading(FlatFading):
     """y[i] = h[i]·x[i] + n[i] with h a unit-power Rayleigh (K = 0) or Rician Clarke/Jakes process.
 
     ``doppler`` is the normalised maximum Doppler shift fD·Ts in [0, 0.5)
@@ -126,11 +123,3 @@ class DopplerFading:
             rng, n, self.doppler, np.array([scattered_power]), los_power, self.los_angle, self.n_sinusoids
         )[0]
 
-    def __call__(
-        self, x: np.ndarray, no: float, rng: np.random.Generator
-    ) -> tuple[np.ndarray, ChannelState]:
-        x = as_symbol_array(x, "x")
-        no = check_no(no)
-        noise = noise_stream(rng)
-        gains = self.gains(x.size, rng)
-        return add_faded_noise(x, gains, 1, no, noise), ChannelState(gains=gains, coherence=1, no=no)

@@ -11,6 +11,8 @@ as in MATLAB's ``comm.RicianChannel``, and K → ∞ is exactly AWGN.
 σ² = 1/(2(K+1)) per real component.
 """
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 
 from gensemcom.channel.noise import add_faded_noise, check_no, complex_normal, noise_stream
@@ -46,7 +48,31 @@ def draw_block_gains(
     return gains
 
 
-class BlockRician:
+class FlatFading(ABC):
+    """y = g·x + n with gains from ``self.gains``, one per block of ``self.coherence`` symbols.
+
+    Subclasses say how the gains are drawn; applying them (noise seed first,
+    then the gains) is shared, so every flat model reports its state alike.
+    """
+
+    coherence: int
+
+    @abstractmethod
+    def gains(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """The complex gains for ``n`` symbols (one per block)."""
+
+    def __call__(
+        self, x: np.ndarray, no: float, rng: np.random.Generator
+    ) -> tuple[np.ndarray, ChannelState]:
+        x = as_symbol_array(x, "x")
+        no = check_no(no)
+        noise = noise_stream(rng)
+        gains = self.gains(x.size, rng)
+        y = add_faded_noise(x, gains, self.coherence, no, noise)
+        return y, ChannelState(gains=gains, coherence=self.coherence, no=no)
+
+
+class BlockRician(FlatFading):
     """y = h·x + n with a Rician h (linear factor ``k_factor``) drawn once per block of ``coherence`` symbols.
 
     ``coherence=0`` gives one gain for the whole input (quasi-static fading),
@@ -63,15 +89,6 @@ class BlockRician:
         los_power, scattered_power = rician_powers(self.k_factor)
         return draw_block_gains(rng, n_blocks(n, self.coherence), np.array([scattered_power]), los_power).ravel()
 
-    def __call__(
-        self, x: np.ndarray, no: float, rng: np.random.Generator
-    ) -> tuple[np.ndarray, ChannelState]:
-        x = as_symbol_array(x, "x")
-        no = check_no(no)
-        noise = noise_stream(rng)
-        gains = self.gains(x.size, rng)
-        y = add_faded_noise(x, gains, self.coherence, no, noise)
-        return y, ChannelState(gains=gains, coherence=self.coherence, no=no)
 
 
 class BlockRayleigh(BlockRician):
