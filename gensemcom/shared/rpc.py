@@ -62,6 +62,16 @@ def message_for(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+def log_failure(exc: BaseException, what: str) -> tuple[grpc.StatusCode, str]:
+    """Log a failed request (traceback only for unexpected errors); return its status and message."""
+    code, message = status_for(exc), message_for(exc)
+    if code == grpc.StatusCode.INTERNAL:
+        log.error("%s failed", what, exc_info=exc)
+    else:
+        log.warning("%s: %s: %s", what, code.name, message)
+    return code, message
+
+
 def rpc_errors(method: F) -> F:
     """Turn exceptions of a unary servicer method into a gRPC status; the server keeps serving."""
 
@@ -70,12 +80,7 @@ def rpc_errors(method: F) -> F:
         try:
             return method(self, request, context)
         except Exception as exc:  # noqa: BLE001 - every failure must become a status, never a crash
-            code = status_for(exc)
-            if code == grpc.StatusCode.INTERNAL:
-                log.exception("%s failed", method.__name__)
-            else:
-                log.warning("%s: %s: %s", method.__name__, code.name, message_for(exc))
-            context.abort(code, message_for(exc))
+            context.abort(*log_failure(exc, method.__name__))
 
     return wrapper  # type: ignore[return-value]
 

@@ -9,7 +9,7 @@ import grpc
 from gensemcom.shared.image_io import decode_image
 from gensemcom.shared.pb import semcom_pb2 as pb
 from gensemcom.shared.pb import semcom_pb2_grpc as pb_grpc
-from gensemcom.shared.rpc import connect, message_for, remaining_timeout, rpc_errors, status_for
+from gensemcom.shared.rpc import connect, log_failure, remaining_timeout, rpc_errors
 from gensemcom.shared.config import TransmitterSettings
 from gensemcom.shared.wire import frame_to_pb
 from gensemcom.transmitter.pipeline import Transmitter
@@ -51,12 +51,8 @@ class TransmitterService(pb_grpc.TransmitterServicer):
             delivery = self._channel.Forward(pb.ChannelInput(frame=frame, config=request.channel),
                                              timeout=remaining_timeout(context))
         except Exception as exc:  # noqa: BLE001 - each image gets exactly one outcome, the stream survives
-            code = status_for(exc)
-            if code == grpc.StatusCode.INTERNAL:
-                log.exception("frame %s failed", frame_id)
-            else:
-                log.warning("frame %s: %s: %s", frame_id or "-", code.name, message_for(exc))
+            code, message = log_failure(exc, f"frame {frame_id or '-'}")
             delivery = pb.Delivery(frame_id=frame_id, stream_id=request.stream_id, seq=request.seq,
-                                   status=pb.Status(code=code.value[0], message=message_for(exc)))
+                                   status=pb.Status(code=code.value[0], message=message))
         delivery.request_id = request.request_id
         return delivery
