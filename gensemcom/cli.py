@@ -71,9 +71,17 @@ def transmitter_serve(
     log_level: TxLog = None,
     segmenter: Annotated[Optional[str], typer.Option(help=_help(TransmitterSettings, "segmenter"))] = None,
     weights_dir: Annotated[Optional[Path], typer.Option(help=_help(TransmitterSettings, "weights_dir"))] = None,
+    key_codec: Annotated[Optional[str], typer.Option(help=_help(TransmitterSettings, "key_codec"))] = None,
     bandwidth_ratio: Annotated[Optional[float], typer.Option(help=_help(TransmitterSettings, "bandwidth_ratio"))] = None,
+    jscc_snr_db: Annotated[Optional[float], typer.Option(help=_help(TransmitterSettings, "jscc_snr_db"))] = None,
+    device: Annotated[Optional[str], typer.Option(help=_help(TransmitterSettings, "device"))] = None,
+    digital: Annotated[Optional[str], typer.Option(help=_help(TransmitterSettings, "digital"))] = None,
+    mcs: Annotated[Optional[int], typer.Option(help=_help(TransmitterSettings, "mcs"))] = None,
+    link_snr_db: Annotated[Optional[float], typer.Option(help=_help(TransmitterSettings, "link_snr_db"))] = None,
     repetition: Annotated[Optional[int], typer.Option(help=_help(TransmitterSettings, "repetition"))] = None,
     pilots: Annotated[Optional[int], typer.Option(help=_help(TransmitterSettings, "pilots"))] = None,
+    pilot_spacing: Annotated[Optional[int], typer.Option(help=_help(TransmitterSettings, "pilot_spacing"))] = None,
+    pilot_length: Annotated[Optional[int], typer.Option(help=_help(TransmitterSettings, "pilot_length"))] = None,
 ) -> None:
     """Serve the transmitter (gRPC Transmitter.Encode / Transmitter.Send, health, reflection)."""
     settings = load_settings(TransmitterSettings, config, **_given(locals()))
@@ -104,6 +112,7 @@ def channel_serve(
     phase_noise: Annotated[Optional[float], typer.Option(help=_help(ChannelSettings, "phase_noise"))] = None,
     path_loss_db: Annotated[Optional[float], typer.Option(help=_help(ChannelSettings, "path_loss_db"))] = None,
     external: Annotated[Optional[str], typer.Option(help=_help(ChannelSettings, "external"))] = None,
+    attach_truth: Annotated[Optional[bool], typer.Option(help=_help(ChannelSettings, "attach_truth"))] = None,
 ) -> None:
     """Serve the channel (gRPC Channel.Apply / Channel.Forward, health, reflection)."""
     settings = load_settings(ChannelSettings, config, **_given(locals()))
@@ -146,6 +155,9 @@ def receiver_serve(
     max_message_mb: RxMax = None,
     log_level: RxLog = None,
     equaliser: Annotated[Optional[str], typer.Option(help=_help(ReceiverSettings, "equaliser"))] = None,
+    estimator: Annotated[Optional[str], typer.Option(help=_help(ReceiverSettings, "estimator"))] = None,
+    prior_coherence: Annotated[Optional[int], typer.Option(help=_help(ReceiverSettings, "prior_coherence"))] = None,
+    prior_doppler: Annotated[Optional[float], typer.Option(help=_help(ReceiverSettings, "prior_doppler"))] = None,
     inpainter: Annotated[Optional[str], typer.Option(help=_help(ReceiverSettings, "inpainter"))] = None,
     device: Annotated[Optional[str], typer.Option(help=_help(ReceiverSettings, "device"))] = None,
 ) -> None:

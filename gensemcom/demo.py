@@ -9,12 +9,13 @@ Transmitter.Send stream, and writes for each image a side-by-side panel
 
 import io
 import json
+import os
 import socket
 import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,8 +76,11 @@ class LocalChain:
 
 
 @contextmanager
-def local_chain(log_dir: Path) -> Iterator[LocalChain]:
-    """Start receiver, channel, transmitter as child processes on free loopback ports; stop them on exit."""
+def local_chain(log_dir: Path, env: Mapping[str, str] | None = None) -> Iterator[LocalChain]:
+    """Start receiver, channel, transmitter as child processes on free loopback ports; stop them on exit.
+
+    ``env`` adds environment variables for the services, e.g. ``{"SEMCOM_TX_KEY_CODEC": "linear-dct"}``.
+    """
     log_dir.mkdir(parents=True, exist_ok=True)
     ports = {name: free_port() for name in ("receiver", "channel", "transmitter")}
     next_hop = {"receiver": "", "channel": f"127.0.0.1:{ports['receiver']}",
@@ -88,7 +92,9 @@ def local_chain(log_dir: Path) -> Iterator[LocalChain]:
             log_file = stack.enter_context(open(log_path, "w"))
             cmd = [sys.executable, "-m", "gensemcom.cli", name, "serve", "--host", "127.0.0.1",
                    "--port", str(ports[name]), "--next-hop", next_hop[name]]
-            processes[name] = process = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT)
+            processes[name] = process = subprocess.Popen(
+                cmd, stdout=log_file, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+            )
             stack.callback(_stop, process)
             wait_healthy(f"127.0.0.1:{ports[name]}", process, log_path)
         yield LocalChain(f"127.0.0.1:{ports['transmitter']}", processes)

@@ -10,13 +10,17 @@ from typing import Any
 
 from gensemcom.channel.service import ChannelService
 from gensemcom.receiver.inpaint import ClassicalInpainter
+from gensemcom.receiver.estimate import ChannelPrior
 from gensemcom.receiver.pipeline import Receiver
 from gensemcom.receiver.service import ReceiverService
 from gensemcom.shared.config import ChannelSettings, ReceiverSettings, ServiceSettings, TransmitterSettings
-from gensemcom.shared.keycodec import LinearKeyCodec
+from gensemcom.shared.digital import DigitalScheme
+from gensemcom.shared.keycodecs import DeepJsccKey, KeyCodec, LinearKey
 from gensemcom.shared.maskcodec import MaskCodec
 from gensemcom.shared.paths import shared_data_dir
 from gensemcom.shared.pb import semcom_pb2
+from gensemcom.shared.phy.mcs import choose_mcs
+from gensemcom.shared.pilots import PilotPattern
 from gensemcom.shared.pb import semcom_pb2_grpc as pb_grpc
 from gensemcom.shared.rpc import Server
 from gensemcom.transmitter.describe import StructuredDescriptor
@@ -35,19 +39,55 @@ def build_transmitter(settings: TransmitterSettings) -> Transmitter:
     return Transmitter(
         segmenter=make_segmenter(settings.segmenter, weights),
         describer=StructuredDescriptor(),
-        key_codec=LinearKeyCodec(bandwidth_ratio=settings.bandwidth_ratio),
+        key_codec=build_key_codec(settings),
         mask_codec=MaskCodec(),
-        n_pilots=settings.pilots,
-        repetition=settings.repetition,
+        digital=digital_scheme(settings),
+        pilots=PilotPattern(settings.pilots, settings.pilot_spacing, settings.pilot_length),
     )
 
 
+def digital_scheme(settings: TransmitterSettings) -> DigitalScheme:
+    """The prompt/mask coding: a fixed MCS, or the best one for the expected SNR (open loop)."""
+    mcs = settings.mcs if settings.link_snr_db is None else choose_mcs(settings.link_snr_db).index
+    return DigitalScheme(code=settings.digital, mcs=mcs, repetition=settings.repetition)
+
+
+DEFAULT_JSCC_SNR_DB = 10.0  # DeepJSCC's design SNR when the transmitter is told nothing about the link
+
+
+def torch_device(setting: str) -> str:
+    """``auto`` picks the accelerator when torch sees one; ``cuda`` without one is an error, not a silent CPU run."""
+    import torch
+
+    if setting == "auto":
+        accelerator = torch.accelerator.current_accelerator(check_available=True)
+        return str(accelerator) if accelerator is not None else "cpu"
+    if setting != "cpu" and not torch.accelerator.is_available():
+        raise RuntimeError(f"device {setting!r} requested but torch sees no accelerator")
+    return setting
+
+
+def build_key_codec(settings: TransmitterSettings) -> KeyCodec:
+    if settings.key_codec == LinearKey.id:
+        return LinearKey(bandwidth_ratio=settings.bandwidth_ratio)
+    from gensemcom.shared.jscc.zoo import load_pretrained  # torch loads only for the learned codec
+
+    model = load_pretrained(settings.key_codec, torch_device(settings.device))
+    snr_db = next((v for v in (settings.jscc_snr_db, settings.link_snr_db) if v is not None), DEFAULT_JSCC_SNR_DB)
+    return DeepJsccKey(model, bandwidth_ratio=settings.bandwidth_ratio, snr_db=snr_db)
+
+
 def build_receiver(settings: ReceiverSettings) -> Receiver:
+    """A receiver that decodes every key codec the project ships."""
+    from gensemcom.shared.jscc.zoo import DEFAULT_MODEL, load_pretrained
+
     return Receiver(
-        key_codec=LinearKeyCodec(),
+        key_codecs=[LinearKey(), DeepJsccKey(load_pretrained(DEFAULT_MODEL, torch_device(settings.device)))],
         mask_codec=MaskCodec(),
         inpainter=ClassicalInpainter(StructuredDescriptor()),
         equaliser=settings.equaliser,
+        estimator=settings.estimator,
+        prior=ChannelPrior(coherence=settings.prior_coherence, doppler=settings.prior_doppler),
     )
 
 

@@ -8,7 +8,8 @@ from scipy.special import erfc, logsumexp
 from scipy.stats import binom
 
 from gensemcom.shared.modem import QPSKDemapper, QPSKMapper, hard_decision
-from gensemcom.shared.phy.qam import MODULATIONS, QamDemapper, QamMapper, bits_per_symbol, constellation_points
+from gensemcom.shared.phy.mcs import MODULATIONS, bits_per_symbol
+from gensemcom.shared.phy.qam import QamDemapper, QamMapper, constellation_points
 
 
 def q_function(x: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 from gensemcom.services import build_receiver, build_transmitter
-from gensemcom.shared.config import ReceiverSettings, TransmitterSettings
+from gensemcom.shared.config import ChannelSettings, ReceiverSettings, TransmitterSettings
 from gensemcom.shared.frame import SegmentKind
 from gensemcom.shared.image_io import decode_image
 from gensemcom.shared.pb import semcom_pb2 as pb
@@ -149,12 +149,34 @@ def test_channel_report_and_timings_reach_the_delivery(chain: Chain, astronaut_p
     assert len(delivery.channel.gain_re) == 1
     hops = {t.hop for t in delivery.timings}
     assert hops == {"transmitter", "channel", "receiver"}
-    # The receiver's LS pilot estimate is within 4 standard deviations (sqrt(no / n_pilots), theory)
-    # of the gain the channel really applied; |error| is Rayleigh, so this fails with probability e^-16.
+    # The pilot groups' LS estimates, averaged, are within 4 standard deviations (sqrt(no / n_pilots),
+    # theory for near-equal groups) of the gain the channel really applied; |error| is Rayleigh, so this
+    # fails with probability about e^-16.
     true_gain = complex(delivery.channel.gain_re[0], delivery.channel.gain_im[0])
-    est_gain = complex(delivery.link.gain_re[0], delivery.link.gain_im[0])
-    n_pilots = next(s.n_symbols for s in delivery.segments if s.kind == pb.SEGMENT_KIND_PILOT)
-    assert abs(est_gain - true_gain) < 4 * np.sqrt(delivery.channel.noise_variance / n_pilots)
+    est_gain = complex(np.mean(delivery.link.gain_re), np.mean(delivery.link.gain_im))
+    assert delivery.link.n_pilots > 64 and delivery.link.estimator == "lmmse"
+    assert abs(est_gain - true_gain) < 4 * np.sqrt(delivery.channel.noise_variance / delivery.link.n_pilots)
+    assert 0 < delivery.link.estimation_error < delivery.channel.noise_variance
+
+
+def test_channel_attaches_its_true_gains_only_when_asked(chain: Chain, astronaut_png: bytes) -> None:
+    frame = chain.transmitter.Encode(pb.ImageRequest(image=astronaut_png), timeout=60)
+    n = sum(s.n_symbols for s in frame.segments)
+    config = pb.ChannelConfig(model="rayleigh", snr_db=10, seed=2, doppler=0.01)
+    plain = chain.channel.Apply(pb.ChannelInput(frame=frame, config=config), timeout=60)
+    assert not plain.frame.HasField("truth")
+    config.attach_truth = True
+    out = chain.channel.Apply(pb.ChannelInput(frame=frame, config=config), timeout=60)
+    gains = np.frombuffer(out.frame.truth.gains, "<c8")
+    assert gains.size == n and out.frame.truth.noise_variance == pytest.approx(out.report.noise_variance)
+    np.testing.assert_allclose(gains[: len(out.report.gain_re)], np.array(out.report.gain_re) + 1j * np.array(out.report.gain_im), rtol=1e-6)
+    # The same draw with and without truth: attaching it changes nothing else.
+    assert [s.iq for s in out.frame.segments] == [s.iq for s in plain.frame.segments]
+
+
+def test_truth_cannot_come_from_an_external_channel() -> None:
+    with pytest.raises(ValueError, match="attach_truth"):
+        ChannelSettings(attach_truth=True, external="exec:cat")
 
 
 def test_receiver_follows_the_bandwidth_ratio_in_the_header(astronaut_png: bytes) -> None:
@@ -162,7 +184,7 @@ def test_receiver_follows_the_bandwidth_ratio_in_the_header(astronaut_png: bytes
     image = decode_image(astronaut_png)
     receiver = build_receiver(ReceiverSettings())
     sizes = []
-    for ratio in (1 / 12, 1 / 3):
+    for ratio in (1 / 24, 1 / 6):
         frame = build_transmitter(TransmitterSettings(bandwidth_ratio=ratio)).encode(image, "r")
         rec = receiver.decode(frame)
         assert rec.image.shape == image.shape

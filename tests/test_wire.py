@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from gensemcom.shared.frame import (
     ChannelCode,
+    ChannelTruth,
     Codec,
     Frame,
     Header,
@@ -17,7 +18,15 @@ from gensemcom.shared.frame import (
     Timing,
 )
 from gensemcom.shared.pb import semcom_pb2 as pb
-from gensemcom.shared.wire import FrameError, frame_from_pb, frame_iq_from_pb, frame_to_pb, frame_with_iq_pb
+from gensemcom.shared.wire import (
+    FrameError,
+    frame_from_pb,
+    frame_iq_from_pb,
+    frame_to_pb,
+    frame_with_iq_pb,
+    iq_from_bytes,
+    iq_view,
+)
 
 
 def make_frame(rng: np.random.Generator, sizes: list[int]) -> Frame:
@@ -105,3 +114,80 @@ def test_frame_error_is_a_value_error() -> None:
 def test_python_enums_mirror_proto(enum_cls, proto_enum, prefix: str) -> None:
     proto = {name.removeprefix(prefix): value for name, value in proto_enum.items() if value != 0}
     assert proto == {m.name: m.value for m in enum_cls}
+
+
+def test_iq_view_reads_the_bytes_in_place() -> None:
+    """The channel's zero-copy read: the copying parser's samples and checks, without the copy."""
+    data = (np.arange(6) - 2.5j * np.arange(6)).astype("<c8").tobytes()
+    view = iq_view(data, 6)
+    assert np.shares_memory(view, np.frombuffer(data, np.uint8))
+    assert not view.flags.writeable
+    assert view.tobytes() == iq_from_bytes(data, 6).tobytes() == data
+    with pytest.raises(FrameError, match="bytes"):
+        iq_view(data[:-1], 6)
+    with pytest.raises(FrameError, match="NaN"):
+        iq_view(np.array([1, np.inf], "<c8").tobytes(), 2)
+
+
+def test_channel_view_owns_its_samples() -> None:
+    """Joined from read-only views, the channel's symbols are still an array of its own: writing leaves the frame."""
+    msg = frame_to_pb(make_frame(np.random.default_rng(3), [7]))
+    iq = frame_iq_from_pb(msg)
+    assert iq.dtype == np.complex64 and iq.flags.writeable and iq.flags.owndata
+    iq[:] = 0
+    assert np.all(frame_iq_from_pb(msg) != 0)
+
+
+def test_frame_with_iq_written_into_a_reply() -> None:
+    """Written into ``reply.frame``: the new symbols, every other field of the input, and the input left alone."""
+    msg = frame_to_pb(make_frame(np.random.default_rng(4), [5, 0, 9]))
+    before = msg.SerializeToString(deterministic=True)
+    y = frame_iq_from_pb(msg) * np.complex64(1j)
+    reply = pb.ChannelOutput()
+    frame_with_iq_pb(msg, y, reply.frame)
+    assert msg.SerializeToString(deterministic=True) == before
+    assert frame_iq_from_pb(reply.frame).tobytes() == y.tobytes()
+    restored = pb.Frame()
+    restored.CopyFrom(reply.frame)
+    for segment, original in zip(restored.segments, msg.segments, strict=True):
+        segment.iq = original.iq
+    assert restored.SerializeToString(deterministic=True) == before
+
+
+def _pilot_frame() -> Frame:
+    """A frame using every field the pilot, MCS, truth and DeepJSCC side information added."""
+    rng = np.random.default_rng(4)
+    frame = make_frame(rng, [8, 12])
+    frame.segments[1] = Segment(SegmentKind.MASK, Modulation.QAM16, ChannelCode.LDPC, frame.segments[1].iq,
+                                code_rate=0.43, n_payload_bits=24, mcs=6)
+    frame.header = Header(**{**frame.header.__dict__, "pilot_spacing": 32, "pilot_length": 2,
+                             "key_region": KeyRegion(10, 20, 100, 50, 1 / 6, (10.0,), b"\x01\xff\x00")})
+    gains = (rng.standard_normal(20) + 1j * rng.standard_normal(20)).astype(np.complex64)
+    frame.truth = ChannelTruth(gains, 0.125)
+    return frame
+
+
+def test_pilot_pattern_mcs_truth_and_key_side_information_round_trip() -> None:
+    frame = _pilot_frame()
+    back = frame_from_pb(pb.Frame.FromString(frame_to_pb(frame).SerializeToString()))
+    assert back.header == frame.header
+    assert [s.mcs for s in back.segments] == [None, 6]
+    assert back.truth.gains.tobytes() == frame.truth.gains.tobytes() and back.truth.no == 0.125
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda m: m.header.__setattr__("pilot_length", 0), "pilot pattern"),
+        (lambda m: m.header.__setattr__("pilot_length", 32), "pilot pattern"),
+        (lambda m: m.segments[1].ClearField("mcs"), "no MCS index"),
+        (lambda m: m.segments[1].__setattr__("mcs", 16), "not in the table"),
+        (lambda m: m.truth.__setattr__("gains", m.truth.gains[:-8]), "19 gains for 20 symbols"),
+        (lambda m: m.truth.__setattr__("noise_variance", -1.0), "noise variance"),
+    ],
+)
+def test_broken_pilot_mcs_and_truth_fields_are_refused(damage, message: str) -> None:
+    msg = frame_to_pb(_pilot_frame())
+    damage(msg)
+    with pytest.raises(FrameError, match=message):
+        frame_from_pb(msg)

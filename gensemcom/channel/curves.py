@@ -36,8 +36,8 @@ from gensemcom.channel.models import AWGN, BlockRayleigh, snr_db_to_no
 from gensemcom.shared.modem import hard_decision
 from gensemcom.shared.phy.ldpc import DEFAULT_BP_ITERATIONS
 from gensemcom.shared.phy.link import decode_bits, encode_bits
-from gensemcom.shared.phy.mcs import MCS_TABLE, Mcs, mcs_from_index
-from gensemcom.shared.phy.qam import MODULATIONS, QamDemapper, QamMapper, bits_per_symbol
+from gensemcom.shared.phy.mcs import MCS_TABLE, MODULATIONS, Mcs, bits_per_symbol, mcs_from_index
+from gensemcom.shared.phy.qam import QamDemapper, QamMapper
 
 CHANNELS = ("awgn", "rayleigh")
 DEFAULT_SNRS_DB = tuple(float(s) for s in np.arange(-4, 33, 2))

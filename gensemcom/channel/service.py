@@ -20,12 +20,10 @@ from gensemcom.shared.config import ChannelSettings
 from gensemcom.shared.pb import semcom_pb2 as pb
 from gensemcom.shared.pb import semcom_pb2_grpc as pb_grpc
 from gensemcom.shared.rpc import FailedPrecondition, Unavailable, connect, remaining_timeout, rpc_errors
-from gensemcom.shared.wire import frame_iq_from_pb, frame_with_iq_pb
+from gensemcom.shared.frame import ChannelTruth
+from gensemcom.shared.wire import MAX_REPORTED_GAINS, frame_iq_from_pb, frame_with_iq_pb, truth_to_pb
 
 log = logging.getLogger(__name__)
-
-
-MAX_REPORTED_GAINS = 4096  # per-symbol fading (Doppler, CFO, OFDM) would otherwise bloat every Delivery
 
 
 def params_from_pb(defaults: ChannelParams, config: pb.ChannelConfig) -> ChannelParams:
@@ -65,23 +63,35 @@ class ChannelService(pb_grpc.ChannelServicer):
         self._receiver = pb_grpc.ReceiverStub(connect(settings.next_hop, settings.max_message_mb)) \
             if settings.next_hop else None
         self._external: ExternalChannel | None = make_transport(settings.external) if settings.external else None
+        self._attach_truth_default = settings.attach_truth
 
-    def _apply(self, request: pb.ChannelInput) -> tuple[pb.Frame, pb.ChannelReport]:
+    def _apply(self, request: pb.ChannelInput, out: pb.Frame) -> pb.ChannelReport:
+        """Write the frame after the channel into ``out`` (a field of the reply, so it is never copied again)."""
         start = time.perf_counter()
         iq = frame_iq_from_pb(request.frame)
         frame_id = request.frame.header.frame_id
+        attach_truth = self._attach_truth(request.config)
         if self._external is None:
             params = params_from_pb(self.defaults, request.config)
             y, report = apply_channel(iq, params, frame_id)
             stage, report_pb, what = params.model, report_to_pb(report), f"{params.model} at {params.snr_db:.1f} dB"
+            truth = ChannelTruth(report.state.per_symbol(y.size), report.state.no) if attach_truth else None
         else:
+            if attach_truth:
+                raise FailedPrecondition("an external channel cannot report its true gains (attach_truth)")
+            truth = None
             y = _through(self._external, iq, frame_id)
             stage = what = f"external:{self._external.name}"
             report_pb = pb.ChannelReport(model=stage)  # what a radio did is not known here
-        frame = frame_with_iq_pb(request.frame, y)
-        frame.timings.add(hop="channel", stage=stage, ms=(time.perf_counter() - start) * 1e3)
+        frame_with_iq_pb(request.frame, y, out)
+        if truth is not None:
+            out.truth.CopyFrom(truth_to_pb(truth))
+        out.timings.add(hop="channel", stage=stage, ms=(time.perf_counter() - start) * 1e3)
         log.info("frame %s: %s, %d symbols", frame_id, what, iq.size)
-        return frame, report_pb
+        return report_pb
+
+    def _attach_truth(self, config: pb.ChannelConfig) -> bool:
+        return config.attach_truth if config.HasField("attach_truth") else self._attach_truth_default
 
     def close(self) -> None:
         """Release the external channel (its process or sockets), if any."""
@@ -90,14 +100,16 @@ class ChannelService(pb_grpc.ChannelServicer):
 
     @rpc_errors
     def Apply(self, request: pb.ChannelInput, context: grpc.ServicerContext) -> pb.ChannelOutput:
-        frame, report = self._apply(request)
-        return pb.ChannelOutput(frame=frame, report=report)
+        reply = pb.ChannelOutput()
+        reply.report.CopyFrom(self._apply(request, reply.frame))
+        return reply
 
     @rpc_errors
     def Forward(self, request: pb.ChannelInput, context: grpc.ServicerContext) -> pb.Delivery:
         if self._receiver is None:
             raise FailedPrecondition("this channel has no next hop configured; use Apply")
-        frame, report = self._apply(request)
+        frame = pb.Frame()
+        report = self._apply(request, frame)
         delivery = self._receiver.Decode(frame, timeout=remaining_timeout(context))
         delivery.channel.CopyFrom(report)
         return delivery

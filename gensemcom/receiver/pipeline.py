@@ -1,38 +1,36 @@
 """The receiver as a plain object: Frame of received symbols -> reconstructed image.
 
-Stages, each timed: estimate (pilots -> channel gain and noise), digital
-(mask and prompt: equalise, demap, combine repetitions, CRC), key (analog
-key-region symbols -> pixels), inpaint (background from the prompt around the
-key region), composite (key region pasted back with a feathered edge).
+Stages, each timed: estimate (the preamble and the pilot bursts spread
+through the frame -> a channel gain per symbol, its error and the noise,
+:mod:`gensemcom.receiver.estimate`), digital (mask and prompt: equalise,
+demap, decode, CRC), key (analog key-region symbols -> pixels), inpaint
+(background from the prompt around the key region), composite (key region
+pasted back with a feathered edge).
 
 A segment that fails its CRC does not fail the frame: the receiver uses what
 it has (bounding box instead of the mask, no prompt) and says so in the
 segment outcomes.
 """
 
-import functools
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from gensemcom.receiver.composite import composite
-from gensemcom.receiver.equalise import LinkEstimate, equalise, estimate_link
+from gensemcom.receiver.equalise import EQUALISERS, equalise
+from gensemcom.receiver.estimate import ESTIMATORS, ChannelEstimate, ChannelPrior, estimate_channel, perfect_csi
 from gensemcom.receiver.inpaint import ClassicalInpainter
-from gensemcom.shared import modem
+from gensemcom.shared.digital import decode_segment
 from gensemcom.shared.frame import Codec, Frame, Segment, SegmentKind, Timing
-from gensemcom.shared.keycodec import LinearKeyCodec
+from gensemcom.shared.keycodecs import KeyCodec
 from gensemcom.shared.maskcodec import MaskCodec
-from gensemcom.shared.rpc import UnsupportedCodec
+from gensemcom.shared.pilots import PilotPattern
+from gensemcom.shared.rpc import FailedPrecondition, UnsupportedCodec
 from gensemcom.shared.timing import StageClock
 
 log = logging.getLogger(__name__)
-
-
-@functools.lru_cache(maxsize=16)
-def _codec_at(bandwidth_ratio: float, block: int) -> LinearKeyCodec:
-    """The key codec at the bandwidth ratio a frame was sent with (the transmitter chooses it)."""
-    return LinearKeyCodec(bandwidth_ratio=bandwidth_ratio, block=block)
 
 
 @dataclass(frozen=True)
@@ -50,48 +48,95 @@ class Reconstruction:
     key: np.ndarray  # uint8 H×W×3, decoded key region (zero outside the mask)
     mask: np.ndarray  # bool H×W, the mask used for compositing
     prompt: str | None
-    link: LinkEstimate
+    link: "LinkReport"
     outcomes: list[SegmentOutcome]
     timings: list[Timing] = field(default_factory=list)
     inpainter: str = ""
 
 
+def pilot_group(prior: ChannelPrior) -> int:
+    """Pilots pooled into one LS estimate: up to 16, fewer when the assumed Doppler makes the channel move.
+
+    Within a group the channel must stay put (2π·fD·group well below 1), or its change is counted as noise.
+    """
+    if prior.doppler == 0:
+        return 16
+    return int(np.clip(round(0.25 / (2 * np.pi * prior.doppler)), 2, 16))
+
+
+@dataclass(frozen=True)
+class LinkReport:
+    """The receiver's view of the link for one frame (what the Delivery reports)."""
+
+    estimate: ChannelEstimate
+    equaliser: str
+    n_pilots: int
+
+
+@dataclass(frozen=True)
+class _Received:
+    """One segment's data symbols with the channel estimate at their positions (pilots taken out)."""
+
+    segment: Segment
+    y: np.ndarray
+    gain: np.ndarray
+    no: np.ndarray  # noise plus channel-estimation error, per symbol
+
+
 @dataclass
 class Receiver:
-    key_codec: LinearKeyCodec
+    key_codecs: Sequence[KeyCodec]  # every key codec this receiver can decode, told apart by id
     mask_codec: MaskCodec
     inpainter: ClassicalInpainter
-    equaliser: str = "mmse"
+    equaliser: str = "auto"  # for the key symbols; "auto" = the form the key codec was designed for
+    estimator: str = "lmmse"
+    prior: ChannelPrior = ChannelPrior()
 
-    def check_codecs(self, frame: Frame) -> None:
-        """Refuse frames made by a codec this receiver does not have."""
-        have = {
-            "key": Codec(self.key_codec.id, self.key_codec.version),
-            "mask": Codec(self.mask_codec.id, self.mask_codec.version),
-        }
-        for what, got in (("key", frame.header.key_codec), ("mask", frame.header.mask_codec)):
-            if got != have[what]:
-                raise UnsupportedCodec(
-                    f"frame uses {what} codec {got.id!r} version {got.version!r}; "
-                    f"this receiver has {have[what].id!r} version {have[what].version!r}"
-                )
+    def __post_init__(self) -> None:
+        if self.equaliser not in ("auto", *EQUALISERS):
+            raise ValueError(f"unknown equaliser {self.equaliser!r}; choose auto or one of {', '.join(EQUALISERS)}")
+        if self.estimator not in ESTIMATORS:
+            raise ValueError(f"unknown estimator {self.estimator!r}; choose one of {', '.join(ESTIMATORS)}")
+
+    def key_codec_for(self, frame: Frame) -> KeyCodec:
+        """The key codec that made ``frame``; refuses ids and versions this receiver does not have."""
+        got = frame.header.key_codec
+        have = [Codec(c.id, c.version) for c in self.key_codecs]
+        for codec in self.key_codecs:
+            if Codec(codec.id, codec.version) == got:
+                return codec
+        raise UnsupportedCodec(
+            f"frame uses key codec {got.id!r} version {got.version!r}; this receiver has "
+            + ", ".join(f"{c.id!r} version {c.version!r}" for c in have)
+        )
+
+    def check_mask_codec(self, frame: Frame) -> None:
+        got, have = frame.header.mask_codec, Codec(self.mask_codec.id, self.mask_codec.version)
+        if got != have:
+            raise UnsupportedCodec(
+                f"frame uses mask codec {got.id!r} version {got.version!r}; "
+                f"this receiver has {have.id!r} version {have.version!r}"
+            )
 
     def decode(self, frame: Frame) -> Reconstruction:
-        self.check_codecs(frame)
+        key_codec = self.key_codec_for(frame)
+        self.check_mask_codec(frame)
         clock = StageClock("receiver")
         h = frame.header
-        pilots = frame.segment(SegmentKind.PILOT)
-        if pilots is None or pilots.n_symbols < 2:
-            raise ValueError("frame has no PILOT segment with at least 2 symbols")
+        pilots = frame.segments[0]
+        if pilots.kind != SegmentKind.PILOT or pilots.n_symbols < 2:
+            raise ValueError("a frame must start with a PILOT segment (the preamble) of at least 2 symbols")
+        pattern = PilotPattern(pilots.n_symbols, h.pilot_spacing, h.pilot_length)
         outcomes = [SegmentOutcome(SegmentKind.PILOT, pilots.n_symbols, True, True)]
 
         with clock.stage("estimate"):
-            link = estimate_link(pilots.iq, modem.pilot_sequence(pilots.n_symbols), equaliser=self.equaliser)
+            link = self._estimate(frame, pattern, key_codec)
+            received = self._split(frame, pattern, link.estimate)
 
         with clock.stage("digital"):
-            mask_payload, outcome = self._digital(frame.segment(SegmentKind.MASK), SegmentKind.MASK, link)
+            mask_payload, outcome = self._digital(received, SegmentKind.MASK)
             outcomes.append(outcome)
-            prompt_payload, outcome = self._digital(frame.segment(SegmentKind.PROMPT), SegmentKind.PROMPT, link)
+            prompt_payload, outcome = self._digital(received, SegmentKind.PROMPT)
             outcomes.append(outcome)
             mask = self._mask(mask_payload, frame, outcomes)
             prompt = self._prompt(prompt_payload, outcomes)
@@ -104,7 +149,7 @@ class Receiver:
                 raise ValueError("header declares a key region but the frame has no KEY_JSCC segment")
             with clock.stage("key"):
                 x, y, w, hh = h.key_region.bbox
-                canvas[y : y + hh, x : x + w] = self._key(key_segment, frame, link)
+                canvas[y : y + hh, x : x + w] = self._key(received[SegmentKind.KEY_JSCC], frame, key_codec)
                 known[y : y + hh, x : x + w] = mask[y : y + hh, x : x + w]
             outcomes.append(SegmentOutcome(SegmentKind.KEY_JSCC, key_segment.n_symbols, True, True, "analog"))
 
@@ -115,13 +160,51 @@ class Receiver:
         key = np.where(known[..., None], canvas, 0).astype(np.uint8)
         return Reconstruction(image, key, known, prompt, link, outcomes, clock.timings, self.inpainter.name)
 
-    def _digital(
-        self, segment: Segment | None, kind: SegmentKind, link: LinkEstimate
-    ) -> tuple[bytes | None, SegmentOutcome]:
-        if segment is None:
+    def _estimate(self, frame: Frame, pattern: PilotPattern, key_codec: KeyCodec) -> LinkReport:
+        """Channel gain per symbol of the frame, from its pilots or (ablation) from the channel's truth."""
+        stream = frame.iq()
+        pilot_index = np.flatnonzero(pattern.is_pilot(np.arange(stream.size)))
+        if self.estimator == "perfect":
+            if frame.truth is None:
+                raise FailedPrecondition(
+                    "this receiver uses perfect CSI, but the frame carries no channel truth: "
+                    "ask the channel to attach it (attach_truth)"
+                )
+            estimate = perfect_csi(frame.truth.gains, frame.truth.no)
+        else:
+            estimate = estimate_channel(
+                stream, pilot_index, pattern.values(pilot_index), method=self.estimator, prior=self.prior,
+                group=pilot_group(self.prior),
+            )
+        equaliser = key_codec.equaliser if self.equaliser == "auto" else self.equaliser
+        return LinkReport(estimate, equaliser, int(pilot_index.size))
+
+    @staticmethod
+    def _split(frame: Frame, pattern: PilotPattern, estimate: ChannelEstimate) -> dict[SegmentKind, _Received]:
+        """Each data segment's symbols without the pilot bursts, with the gain and noise they saw."""
+        out, start = {}, 0
+        for segment in frame.segments:
+            stop = start + segment.n_symbols
+            if segment.kind != SegmentKind.PILOT and segment.kind not in out:
+                data = pattern.data_positions(start, segment.n_symbols)
+                out[segment.kind] = _Received(
+                    segment=segment,
+                    y=segment.iq[data],
+                    gain=estimate.gain[start:stop][data],
+                    no=estimate.no + estimate.error[start:stop][data],
+                )
+            start = stop
+        return out
+
+    @staticmethod
+    def _digital(received: dict[SegmentKind, _Received], kind: SegmentKind) -> tuple[bytes | None, SegmentOutcome]:
+        r = received.get(kind)
+        if r is None:
             return None, SegmentOutcome(kind, 0, False, False, "segment absent")
-        x_hat, no_eff = equalise(segment.iq, link.gain, link.no, method=self.equaliser)
-        payload, crc_ok = modem.decode_payload(x_hat, no_eff, segment.n_payload_bits, repetition=segment.repetition)
+        segment = r.segment
+        # Unbiased (zero-forcing) symbols: what the soft demapper of any QAM order needs.
+        x_hat, no_eff = equalise(r.y, r.gain, r.no, method="zf")
+        payload, crc_ok = decode_segment(segment, x_hat, no_eff)
         detail = "" if crc_ok else "CRC failed"
         return (payload if crc_ok else None), SegmentOutcome(kind, segment.n_symbols, crc_ok, crc_ok, detail)
 
@@ -149,16 +232,14 @@ class Receiver:
             outcomes[-1] = SegmentOutcome(SegmentKind.PROMPT, outcomes[-1].n_symbols, False, True, str(exc))
             return None
 
-    def _key(self, segment: Segment, frame: Frame, link: LinkEstimate) -> np.ndarray:
+    def _key(self, received: _Received, frame: Frame, codec: KeyCodec) -> np.ndarray:
         region = frame.header.key_region
-        codec = _codec_at(region.bandwidth_ratio, self.key_codec.block)
-        expected = codec.n_symbols(region.bbox)
-        if segment.n_symbols != expected:
+        expected = codec.n_symbols(region)
+        if received.y.size != expected:
             raise ValueError(
-                f"KEY_JSCC segment has {segment.n_symbols} symbols; a {region.width}x{region.height} key region "
-                f"at bandwidth ratio {region.bandwidth_ratio:.4g} needs {expected}"
+                f"KEY_JSCC segment has {received.y.size} data symbols; a {region.width}x{region.height} key region "
+                f"at bandwidth ratio {region.bandwidth_ratio:.4g} with codec {codec.id} needs {expected}"
             )
-        # Zero-forcing keeps the analog symbols unbiased; the codec applies its own LMMSE weighting.
-        x_hat, no_eff = equalise(segment.iq, link.gain, link.no, method="zf")
-        crop = codec.decode(x_hat, list(region.params), region.bbox, no=float(np.mean(no_eff)))
-        return np.clip(crop * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        method = codec.equaliser if self.equaliser == "auto" else self.equaliser
+        x_hat, no_eff = equalise(received.y, received.gain, received.no, method=method)
+        return codec.decode(x_hat, no_eff, region, method)

@@ -6,12 +6,12 @@ import time
 import grpc
 import numpy as np
 
-from gensemcom.receiver.pipeline import Receiver, Reconstruction
+from gensemcom.receiver.pipeline import LinkReport, Receiver, Reconstruction
 from gensemcom.shared.image_io import encode_png
 from gensemcom.shared.pb import semcom_pb2 as pb
 from gensemcom.shared.pb import semcom_pb2_grpc as pb_grpc
 from gensemcom.shared.rpc import rpc_errors
-from gensemcom.shared.wire import frame_from_pb, timing_to_pb
+from gensemcom.shared.wire import MAX_REPORTED_GAINS, frame_from_pb, timing_to_pb
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +19,6 @@ log = logging.getLogger(__name__)
 def delivery_from(frame: pb.Frame, rec: Reconstruction, key_codec: str) -> pb.Delivery:
     """The Delivery message for one reconstruction, carrying every hop's timings so far."""
     h = frame.header
-    link = rec.link
     return pb.Delivery(
         frame_id=h.frame_id,
         stream_id=h.stream_id,
@@ -32,14 +31,7 @@ def delivery_from(frame: pb.Frame, rec: Reconstruction, key_codec: str) -> pb.De
         mask_png=encode_png(rec.mask),
         prompt=rec.prompt or "",
         timings=[*frame.timings, *(timing_to_pb(t) for t in rec.timings)],
-        link=pb.LinkEstimate(
-            snr_db=link.snr_db,
-            noise_variance=link.no,
-            gain_re=[float(link.gain.real)],
-            gain_im=[float(link.gain.imag)],
-            estimator=link.estimator,
-            equaliser=link.equaliser,
-        ),
+        link=link_estimate_pb(rec.link),
         segments=[
             pb.SegmentOutcome(kind=int(o.kind), n_symbols=o.n_symbols, decoded=o.decoded, crc_ok=o.crc_ok,
                               detail=o.detail)
@@ -50,6 +42,22 @@ def delivery_from(frame: pb.Frame, rec: Reconstruction, key_codec: str) -> pb.De
         segmenter=h.segmenter,
         describer=h.describer,
         alpha=h.alpha,
+    )
+
+
+def link_estimate_pb(link: LinkReport) -> pb.LinkEstimate:
+    """The receiver's estimate: SNR, noise, the pilot-group gains (first MAX_REPORTED_GAINS) and its error."""
+    estimate = link.estimate
+    gains = estimate.pilot_gains[:MAX_REPORTED_GAINS]
+    return pb.LinkEstimate(
+        snr_db=estimate.snr_db,
+        noise_variance=estimate.no,
+        gain_re=gains.real.tolist(),
+        gain_im=gains.imag.tolist(),
+        estimator=estimate.method,
+        equaliser=link.equaliser,
+        estimation_error=float(np.mean(estimate.error)) if estimate.error.size else 0.0,
+        n_pilots=link.n_pilots,
     )
 
 
@@ -70,6 +78,6 @@ class ReceiverService(pb_grpc.ReceiverServicer):
         h = frame.header
         delivery = delivery_from(request, rec, f"{h.key_codec.id}/{h.key_codec.version}")
         log.info("frame %s: decoded in %.1f ms, est. SNR %.1f dB, crc %s", h.frame_id,
-                 (time.perf_counter() - start) * 1e3, rec.link.snr_db,
+                 (time.perf_counter() - start) * 1e3, rec.link.estimate.snr_db,
                  ",".join(f"{o.kind.name}={'ok' if o.crc_ok else 'FAIL'}" for o in rec.outcomes))
         return delivery

@@ -8,8 +8,10 @@ file, and the defaults below. ``semcom <service> serve --help`` lists them.
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+
+from gensemcom.shared.pilots import PilotPattern
 
 
 Port = Annotated[int, Field(ge=0, le=65535)]
@@ -38,11 +40,35 @@ class TransmitterSettings(ServiceSettings):
         "mediapipe", description="key-region segmenter (mediapipe falls back to saliency when it finds no person)"
     )
     weights_dir: Path | None = Field(None, description="folder with model weights (default: ../shared/data/weights)")
-    bandwidth_ratio: float = Field(
-        1 / 6, gt=0, le=1, description="key-region channel uses per source dimension (pixel x colour)"
+    key_codec: Literal["deepjscc-afgdn", "linear-dct"] = Field(
+        "deepjscc-afgdn", description="key-region codec: the shipped DeepJSCC model, or the linear DCT codec"
     )
-    repetition: int = Field(3, ge=1, le=15, description="repetition code for prompt and mask bits")
-    pilots: int = Field(64, ge=4, le=4096, description="pilot symbols per frame for channel estimation")
+    bandwidth_ratio: float = Field(
+        1 / 6, gt=0, le=1,
+        description="key-region channel uses per source dimension (pixel x colour); DeepJSCC offers 1/24, 1/12, 1/6",
+    )
+    jscc_snr_db: float | None = Field(
+        None, ge=-10, le=40, description="SNR the DeepJSCC encoder is conditioned on (default: --link-snr-db, else 10)"
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="compute device for learned stages")
+    digital: Literal["ldpc", "repetition"] = Field(
+        "ldpc", description="code for prompt and mask: 5G LDPC + QAM at --mcs, or CRC + repetition + QPSK"
+    )
+    mcs: int = Field(2, ge=0, le=15, description="MCS index for prompt and mask (docs/phy.md; 2 = QPSK rate 1/4)")
+    link_snr_db: float | None = Field(
+        None, ge=-30, le=60, description="if set, choose the MCS for this expected SNR instead of --mcs"
+    )
+    repetition: int = Field(3, ge=1, le=15, description="copies of each bit when --digital repetition")
+    pilots: int = Field(64, ge=4, le=4096, description="preamble: pilot symbols at the start of each frame")
+    pilot_spacing: int = Field(
+        128, ge=0, le=1_000_000, description="a pilot burst starts every this many symbols after the preamble; 0 = none"
+    )
+    pilot_length: int = Field(4, ge=0, le=4096, description="pilot symbols per burst (0 with --pilot-spacing 0)")
+
+    @model_validator(mode="after")
+    def _pilot_pattern(self) -> "TransmitterSettings":
+        PilotPattern(self.pilots, self.pilot_spacing, self.pilot_length)  # raises ValueError with the reason
+        return self
     max_image_pixels: int = Field(40_000_000, ge=256, description="larger images are refused")
 
 
@@ -63,6 +89,15 @@ class ChannelSettings(ServiceSettings):
     cfo: float = Field(0.0, gt=-0.5, lt=0.5, description="carrier-frequency offset, fraction of the symbol rate")
     phase_noise: float = Field(0.0, ge=0, description="Wiener phase noise, oscillator linewidth x symbol time")
     path_loss_db: float = Field(0.0, ge=0, le=200, description="path loss in dB (SNR refers to transmit power)")
+    attach_truth: bool = Field(
+        False, description="attach the true per-symbol gains to each frame (for a perfect-CSI receiver)"
+    )
+
+    @model_validator(mode="after")
+    def _truth_needs_a_model(self) -> "ChannelSettings":
+        if self.attach_truth and self.external:
+            raise ValueError("attach_truth needs the simulated channel: an external one cannot report its gains")
+        return self
     external: str = Field(
         "",
         description="hand IQ to an external channel instead of the model (model options then do not apply): "
@@ -74,7 +109,18 @@ class ReceiverSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SEMCOM_RX_", extra="forbid")
 
     port: Port = 50053
-    equaliser: Literal["mmse", "zf"] = Field("mmse", description="equaliser for the pilot-based channel estimate")
+    equaliser: Literal["auto", "mmse", "zf"] = Field(
+        "auto", description="equaliser for the key-region symbols (auto: the one the key codec was designed for)"
+    )
+    estimator: Literal["lmmse", "ls", "perfect"] = Field(
+        "lmmse", description="channel estimate from the pilots, or perfect (the channel's truth; needs attach_truth)"
+    )
+    prior_coherence: int = Field(
+        0, ge=0, description="block length in symbols the estimator assumes; 0 = one block per frame"
+    )
+    prior_doppler: float = Field(
+        0.0, ge=0, lt=0.5, description="normalised Doppler the estimator assumes; > 0 tracks time variation"
+    )
     inpainter: Literal["classical"] = Field("classical", description="background regeneration backend")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="compute device for learned stages")
 

@@ -6,7 +6,7 @@ Signal processing works on these plain dataclasses and numpy arrays; only
 is a cast.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 
 import numpy as np
@@ -57,6 +57,7 @@ class KeyRegion:
     height: int
     bandwidth_ratio: float
     params: tuple[float, ...] = ()
+    side: bytes = b""
 
     @property
     def bbox(self) -> tuple[int, int, int, int]:
@@ -80,6 +81,8 @@ class Header:
     tx_power: float = 1.0
     segmenter: str = ""
     describer: str = ""
+    pilot_spacing: int = 0
+    pilot_length: int = 0
     wire_version: int = WIRE_VERSION
 
 
@@ -94,6 +97,7 @@ class Segment:
     repetition: int = 1
     code_rate: float = 1.0
     n_payload_bits: int = 0
+    mcs: int | None = None  # LDPC segments: index into gensemcom.shared.phy.mcs.MCS_TABLE
 
     def __post_init__(self) -> None:
         self.iq = np.ascontiguousarray(self.iq, dtype=np.complex64).reshape(-1)
@@ -110,11 +114,20 @@ class Timing:
     ms: float
 
 
+@dataclass(frozen=True)
+class ChannelTruth:
+    """What the channel did, y[i] = gains[i]·x[i] + n[i]: for perfect-CSI ablations, never sent over the air."""
+
+    gains: np.ndarray  # complex64, one per symbol of the frame
+    no: float
+
+
 @dataclass
 class Frame:
     header: Header
     segments: list[Segment]
     timings: list[Timing] = field(default_factory=list)
+    truth: ChannelTruth | None = None
 
     def segment(self, kind: SegmentKind) -> Segment | None:
         """The first segment of ``kind``, or None."""
@@ -136,7 +149,6 @@ class Frame:
             raise ValueError(f"got {iq.size} symbols for a frame of {self.n_symbols}")
         bounds = np.cumsum([0] + [s.n_symbols for s in self.segments])
         segments = [
-            Segment(s.kind, s.modulation, s.code, iq[a:b], s.repetition, s.code_rate, s.n_payload_bits)
-            for s, a, b in zip(self.segments, bounds[:-1], bounds[1:])
+            replace(s, iq=iq[a:b]) for s, a, b in zip(self.segments, bounds[:-1], bounds[1:])
         ]
-        return Frame(self.header, segments, list(self.timings))
+        return Frame(self.header, segments, list(self.timings), self.truth)

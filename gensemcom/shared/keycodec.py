@@ -101,6 +101,8 @@ class LinearKeyCodec:
 
     id = "linear-dct"
     version = "1"
+    #: Its decoder does its own LMMSE weighting, so it wants unbiased (zero-forced) symbols.
+    equaliser = "zf"
 
     def __init__(self, bandwidth_ratio: float = 1 / 6, block: int = 8) -> None:
         if int(block) != block or not 2 <= block <= 8:

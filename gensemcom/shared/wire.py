@@ -11,6 +11,7 @@ import numpy as np
 from gensemcom.shared.frame import (
     WIRE_VERSION,
     ChannelCode,
+    ChannelTruth,
     Codec,
     Frame,
     Header,
@@ -21,10 +22,13 @@ from gensemcom.shared.frame import (
     Timing,
 )
 from gensemcom.shared.pb import semcom_pb2 as pb
+from gensemcom.shared.phy.mcs import MCS_TABLE
 
 IQ_DTYPE = np.dtype("<c8")  # little-endian complex64: interleaved float32 re, im
 MAX_SIDE = 16384  # largest image side a frame may declare
 MAX_SEGMENTS = 64
+N_MCS = len(MCS_TABLE)
+MAX_REPORTED_GAINS = 4096  # gains listed in a report; per-symbol fading would otherwise bloat every Delivery
 
 
 class FrameError(ValueError):
@@ -35,16 +39,25 @@ def iq_to_bytes(iq: np.ndarray) -> bytes:
     return np.ascontiguousarray(iq, dtype=IQ_DTYPE).tobytes()
 
 
-def iq_from_bytes(data: bytes, n_symbols: int) -> np.ndarray:
-    """Parse ``n_symbols`` complex64 samples; the byte count must match exactly."""
+def iq_view(data: bytes, n_symbols: int) -> np.ndarray:
+    """``n_symbols`` complex64 samples read in place from ``data`` (read-only, no copy); the byte count must match.
+
+    The channel reads each frame through this: a copy per segment would cost
+    as much as the copy that joins the segments.
+    """
     if len(data) != n_symbols * IQ_DTYPE.itemsize:
         raise FrameError(
             f"iq holds {len(data)} bytes but n_symbols={n_symbols} needs {n_symbols * IQ_DTYPE.itemsize}"
         )
-    iq = np.frombuffer(data, dtype=IQ_DTYPE).astype(np.complex64)
+    iq = np.frombuffer(data, dtype=IQ_DTYPE)
     if not np.all(np.isfinite(iq.view(np.float32))):
         raise FrameError("iq contains NaN or infinite samples")
     return iq
+
+
+def iq_from_bytes(data: bytes, n_symbols: int) -> np.ndarray:
+    """Parse ``n_symbols`` complex64 samples into an array of their own; the byte count must match exactly."""
+    return iq_view(data, n_symbols).astype(np.complex64)
 
 
 def _enum(cls, value: int, what: str):
@@ -66,6 +79,7 @@ def _key_region_to_pb(region: KeyRegion) -> pb.KeyRegion:
         height=region.height,
         bandwidth_ratio=region.bandwidth_ratio,
         params=list(region.params),
+        side=region.side,
     )
 
 
@@ -84,6 +98,8 @@ def header_to_pb(h: Header) -> pb.FrameHeader:
         tx_power=h.tx_power,
         segmenter=h.segmenter,
         describer=h.describer,
+        pilot_spacing=h.pilot_spacing,
+        pilot_length=h.pilot_length,
     )
     if h.key_region is not None:
         msg.key_region.CopyFrom(_key_region_to_pb(h.key_region))
@@ -104,7 +120,14 @@ def header_from_pb(msg: pb.FrameHeader) -> Header:
             raise FrameError(
                 f"key region {r.width}x{r.height}+{r.x}+{r.y} is empty or outside the {msg.width}x{msg.height} image"
             )
-        region = KeyRegion(r.x, r.y, r.width, r.height, r.bandwidth_ratio, tuple(r.params))
+        region = KeyRegion(r.x, r.y, r.width, r.height, r.bandwidth_ratio, tuple(r.params), bytes(r.side))
+    if (msg.pilot_spacing == 0) != (msg.pilot_length == 0) or (
+        msg.pilot_spacing and msg.pilot_length >= msg.pilot_spacing
+    ):
+        raise FrameError(
+            f"pilot pattern length {msg.pilot_length} / spacing {msg.pilot_spacing} is invalid: both 0, "
+            "or 0 < length < spacing"
+        )
     return Header(
         frame_id=msg.frame_id,
         stream_id=msg.stream_id,
@@ -119,6 +142,8 @@ def header_from_pb(msg: pb.FrameHeader) -> Header:
         tx_power=msg.tx_power,
         segmenter=msg.segmenter,
         describer=msg.describer,
+        pilot_spacing=msg.pilot_spacing,
+        pilot_length=msg.pilot_length,
         wire_version=msg.wire_version,
     )
 
@@ -133,6 +158,7 @@ def segment_to_pb(s: Segment) -> pb.IqSegment:
         n_symbols=s.n_symbols,
         n_payload_bits=s.n_payload_bits,
         iq=iq_to_bytes(s.iq),
+        mcs=s.mcs,
     )
 
 
@@ -146,15 +172,43 @@ def segment_from_pb(msg: pb.IqSegment) -> Segment:
         repetition=max(1, msg.repetition),
         code_rate=msg.code_rate,
         n_payload_bits=msg.n_payload_bits,
+        mcs=_mcs_from_pb(msg, kind),
     )
 
 
+def _mcs_from_pb(msg: pb.IqSegment, kind: SegmentKind) -> int | None:
+    """The MCS index of an LDPC segment (required there, checked against the table)."""
+    if msg.code != ChannelCode.LDPC:
+        return msg.mcs if msg.HasField("mcs") else None
+    if not msg.HasField("mcs"):
+        raise FrameError(f"LDPC-coded {kind.name} segment carries no MCS index")
+    if msg.mcs >= N_MCS:
+        raise FrameError(f"{kind.name} segment: MCS index {msg.mcs} is not in the table (0..{N_MCS - 1})")
+    return msg.mcs
+
+
+def truth_to_pb(truth: ChannelTruth) -> pb.ChannelTruth:
+    return pb.ChannelTruth(gains=iq_to_bytes(truth.gains), noise_variance=truth.no)
+
+
+def truth_from_pb(msg: pb.ChannelTruth, n_symbols: int) -> ChannelTruth:
+    """The channel's per-symbol gains; there must be one per symbol of the frame."""
+    if len(msg.gains) != n_symbols * IQ_DTYPE.itemsize:
+        raise FrameError(f"channel truth holds {len(msg.gains) // IQ_DTYPE.itemsize} gains for {n_symbols} symbols")
+    if not (np.isfinite(msg.noise_variance) and msg.noise_variance >= 0):
+        raise FrameError(f"channel truth noise variance {msg.noise_variance} must be finite and >= 0")
+    return ChannelTruth(iq_from_bytes(msg.gains, n_symbols), float(msg.noise_variance))
+
+
 def frame_to_pb(frame: Frame) -> pb.Frame:
-    return pb.Frame(
+    msg = pb.Frame(
         header=header_to_pb(frame.header),
         segments=[segment_to_pb(s) for s in frame.segments],
         timings=[timing_to_pb(t) for t in frame.timings],
     )
+    if frame.truth is not None:
+        msg.truth.CopyFrom(truth_to_pb(frame.truth))
+    return msg
 
 
 def frame_from_pb(msg: pb.Frame) -> Frame:
@@ -165,10 +219,13 @@ def frame_from_pb(msg: pb.Frame) -> Frame:
         raise FrameError("frame has no segments")
     if len(msg.segments) > MAX_SEGMENTS:
         raise FrameError(f"frame has {len(msg.segments)} segments; at most {MAX_SEGMENTS} are allowed")
+    segments = [segment_from_pb(s) for s in msg.segments]
+    truth = truth_from_pb(msg.truth, sum(s.n_symbols for s in segments)) if msg.HasField("truth") else None
     return Frame(
         header=header_from_pb(msg.header),
-        segments=[segment_from_pb(s) for s in msg.segments],
+        segments=segments,
         timings=[Timing(t.hop, t.stage, t.ms) for t in msg.timings],
+        truth=truth,
     )
 
 
@@ -177,15 +234,22 @@ def frame_iq_from_pb(msg: pb.Frame) -> np.ndarray:
 
     The channel must not need to understand segments (so that an SDR can sit
     there); it only checks that each segment's bytes match its symbol count.
+    The segments are joined straight from their bytes: one copy per frame.
     """
     if not msg.segments:
         raise FrameError("frame has no segments")
-    return np.concatenate([iq_from_bytes(s.iq, s.n_symbols) for s in msg.segments])
+    return np.concatenate([iq_view(s.iq, s.n_symbols) for s in msg.segments])
 
 
-def frame_with_iq_pb(msg: pb.Frame, iq: np.ndarray) -> pb.Frame:
-    """A copy of ``msg`` whose segments carry ``iq`` instead (same layout)."""
-    out = pb.Frame()
+def frame_with_iq_pb(msg: pb.Frame, iq: np.ndarray, out: pb.Frame | None = None) -> pb.Frame:
+    """A copy of ``msg`` whose segments carry ``iq`` instead (same layout), written into ``out`` if given.
+
+    Pass the reply's own frame field as ``out`` (``reply.frame``): building a
+    separate frame and then setting it on the reply copies every symbol once
+    more, and for large frames each copy is a fresh allocation the kernel has
+    to fault in.
+    """
+    out = pb.Frame() if out is None else out
     out.CopyFrom(msg)
     start = 0
     for seg in out.segments:

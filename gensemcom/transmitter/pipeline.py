@@ -1,20 +1,24 @@
 """The transmitter as a plain object: RGB image -> Frame of complex baseband symbols.
 
 Stages, each timed: segment (key mask), describe (background prompt), key
-(analog symbols for the key region), digital (prompt and mask as coded QPSK),
-assemble (pilots first, then MASK, PROMPT, KEY_JSCC). Any stage can be swapped
-for another object with the same call signature.
+(analog symbols for the key region), digital (prompt and mask, LDPC-coded at
+one MCS by default: :mod:`gensemcom.shared.digital`), assemble (the pilot
+preamble, then MASK, PROMPT, KEY_JSCC, with pilot bursts spread through the
+stream: :mod:`gensemcom.shared.pilots`). Any stage can be swapped for another
+object with the same call signature.
 """
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from gensemcom.shared import modem
+from gensemcom.shared.digital import DigitalScheme, encode_segment
 from gensemcom.shared.frame import ChannelCode, Codec, Frame, Header, KeyRegion, Modulation, Segment, SegmentKind
+from gensemcom.shared.pilots import PilotPattern
 from gensemcom.shared.image_io import check_rgb8
-from gensemcom.shared.keycodec import LinearKeyCodec
+from gensemcom.shared.keycodecs import KeyCodec
 from gensemcom.shared.maskcodec import MaskCodec
 from gensemcom.shared.timing import StageClock
 from gensemcom.transmitter.describe import StructuredDescriptor
@@ -38,10 +42,10 @@ def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
 class Transmitter:
     segmenter: Segmenter
     describer: StructuredDescriptor
-    key_codec: LinearKeyCodec
+    key_codec: KeyCodec
     mask_codec: MaskCodec
-    n_pilots: int = 64
-    repetition: int = 3
+    digital: DigitalScheme = DigitalScheme()
+    pilots: PilotPattern = PilotPattern(preamble=64, spacing=128, length=4)
 
     def encode(self, image: np.ndarray, frame_id: str, stream_id: str = "", seq: int = 0) -> Frame:
         """Build the frame for one uint8 H×W×3 RGB image."""
@@ -54,18 +58,20 @@ class Transmitter:
         with clock.stage("describe"):
             prompt = self.describer(image, seg)
 
-        segments = [Segment(SegmentKind.PILOT, Modulation.QPSK, ChannelCode.NONE, modem.pilot_sequence(self.n_pilots))]
+        segments = []
         with clock.stage("digital"):
-            segments.append(self._digital(SegmentKind.MASK, self.mask_codec.encode(seg.mask)))
-            segments.append(self._digital(SegmentKind.PROMPT, prompt.encode("utf-8")))
+            segments.append(encode_segment(SegmentKind.MASK, self.mask_codec.encode(seg.mask), self.digital))
+            segments.append(encode_segment(SegmentKind.PROMPT, prompt.encode("utf-8"), self.digital))
 
         region = None
         bbox = mask_bbox(seg.mask)
         if bbox is not None:
             with clock.stage("key"):
-                symbols, params = self.key_codec.encode(image.astype(np.float32) / 255.0, bbox)
-            region = KeyRegion(*bbox, bandwidth_ratio=self.key_codec.bandwidth_ratio, params=tuple(params))
-            segments.append(Segment(SegmentKind.KEY_JSCC, Modulation.ANALOG, ChannelCode.NONE, symbols))
+                code = self.key_codec.encode(image, seg.mask, bbox)
+            region = KeyRegion(*bbox, self.key_codec.bandwidth_ratio, code.params, code.side)
+            segments.append(Segment(SegmentKind.KEY_JSCC, Modulation.ANALOG, ChannelCode.NONE, code.symbols))
+        with clock.stage("assemble"):
+            segments = self._with_pilots(segments)
 
         header = Header(
             frame_id=frame_id,
@@ -80,19 +86,21 @@ class Transmitter:
             alpha=float(seg.alpha),
             segmenter=seg.source,
             describer=self.describer.name,
+            pilot_spacing=self.pilots.spacing,
+            pilot_length=self.pilots.length,
         )
         frame = Frame(header, segments, clock.timings)
         log.debug("frame %s: %d symbols, alpha %.3f", frame_id, frame.n_symbols, seg.alpha)
         return frame
 
-    def _digital(self, kind: SegmentKind, payload: bytes) -> Segment:
-        symbols, n_bits = modem.encode_payload(payload, repetition=self.repetition)
-        return Segment(
-            kind,
-            Modulation.QPSK,
-            ChannelCode.REPETITION if self.repetition > 1 else ChannelCode.NONE,
-            symbols,
-            repetition=self.repetition,
-            code_rate=1.0 / self.repetition,
-            n_payload_bits=n_bits,
+    def _with_pilots(self, data_segments: list[Segment]) -> list[Segment]:
+        """The preamble segment, then each data segment with the pilot bursts that fall into it."""
+        preamble = Segment(
+            SegmentKind.PILOT, Modulation.QPSK, ChannelCode.NONE, modem.pilot_sequence(self.pilots.preamble)
         )
+        out, start = [preamble], self.pilots.preamble
+        for segment in data_segments:
+            iq = self.pilots.insert(segment.iq, start)
+            out.append(replace(segment, iq=iq))
+            start += iq.size
+        return out

@@ -51,7 +51,7 @@ CHANNEL_CODE_REPETITION: ChannelCode
 CHANNEL_CODE_LDPC: ChannelCode
 
 class IqSegment(_message.Message):
-    __slots__ = ("kind", "modulation", "code", "repetition", "code_rate", "n_symbols", "n_payload_bits", "iq")
+    __slots__ = ("kind", "modulation", "code", "repetition", "code_rate", "n_symbols", "n_payload_bits", "iq", "mcs")
     KIND_FIELD_NUMBER: _ClassVar[int]
     MODULATION_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
@@ -60,6 +60,7 @@ class IqSegment(_message.Message):
     N_SYMBOLS_FIELD_NUMBER: _ClassVar[int]
     N_PAYLOAD_BITS_FIELD_NUMBER: _ClassVar[int]
     IQ_FIELD_NUMBER: _ClassVar[int]
+    MCS_FIELD_NUMBER: _ClassVar[int]
     kind: SegmentKind
     modulation: Modulation
     code: ChannelCode
@@ -68,7 +69,8 @@ class IqSegment(_message.Message):
     n_symbols: int
     n_payload_bits: int
     iq: bytes
-    def __init__(self, kind: _Optional[_Union[SegmentKind, str]] = ..., modulation: _Optional[_Union[Modulation, str]] = ..., code: _Optional[_Union[ChannelCode, str]] = ..., repetition: _Optional[int] = ..., code_rate: _Optional[float] = ..., n_symbols: _Optional[int] = ..., n_payload_bits: _Optional[int] = ..., iq: _Optional[bytes] = ...) -> None: ...
+    mcs: int
+    def __init__(self, kind: _Optional[_Union[SegmentKind, str]] = ..., modulation: _Optional[_Union[Modulation, str]] = ..., code: _Optional[_Union[ChannelCode, str]] = ..., repetition: _Optional[int] = ..., code_rate: _Optional[float] = ..., n_symbols: _Optional[int] = ..., n_payload_bits: _Optional[int] = ..., iq: _Optional[bytes] = ..., mcs: _Optional[int] = ...) -> None: ...
 
 class CodecInfo(_message.Message):
     __slots__ = ("id", "version")
@@ -79,23 +81,25 @@ class CodecInfo(_message.Message):
     def __init__(self, id: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
 
 class KeyRegion(_message.Message):
-    __slots__ = ("x", "y", "width", "height", "bandwidth_ratio", "params")
+    __slots__ = ("x", "y", "width", "height", "bandwidth_ratio", "params", "side")
     X_FIELD_NUMBER: _ClassVar[int]
     Y_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     BANDWIDTH_RATIO_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
+    SIDE_FIELD_NUMBER: _ClassVar[int]
     x: int
     y: int
     width: int
     height: int
     bandwidth_ratio: float
     params: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, x: _Optional[int] = ..., y: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., bandwidth_ratio: _Optional[float] = ..., params: _Optional[_Iterable[float]] = ...) -> None: ...
+    side: bytes
+    def __init__(self, x: _Optional[int] = ..., y: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., bandwidth_ratio: _Optional[float] = ..., params: _Optional[_Iterable[float]] = ..., side: _Optional[bytes] = ...) -> None: ...
 
 class FrameHeader(_message.Message):
-    __slots__ = ("wire_version", "frame_id", "stream_id", "seq", "height", "width", "key_codec", "mask_codec", "prompt_codec", "key_region", "alpha", "tx_power", "segmenter", "describer")
+    __slots__ = ("wire_version", "frame_id", "stream_id", "seq", "height", "width", "key_codec", "mask_codec", "prompt_codec", "key_region", "alpha", "tx_power", "segmenter", "describer", "pilot_spacing", "pilot_length")
     WIRE_VERSION_FIELD_NUMBER: _ClassVar[int]
     FRAME_ID_FIELD_NUMBER: _ClassVar[int]
     STREAM_ID_FIELD_NUMBER: _ClassVar[int]
@@ -110,6 +114,8 @@ class FrameHeader(_message.Message):
     TX_POWER_FIELD_NUMBER: _ClassVar[int]
     SEGMENTER_FIELD_NUMBER: _ClassVar[int]
     DESCRIBER_FIELD_NUMBER: _ClassVar[int]
+    PILOT_SPACING_FIELD_NUMBER: _ClassVar[int]
+    PILOT_LENGTH_FIELD_NUMBER: _ClassVar[int]
     wire_version: int
     frame_id: str
     stream_id: str
@@ -124,7 +130,17 @@ class FrameHeader(_message.Message):
     tx_power: float
     segmenter: str
     describer: str
-    def __init__(self, wire_version: _Optional[int] = ..., frame_id: _Optional[str] = ..., stream_id: _Optional[str] = ..., seq: _Optional[int] = ..., height: _Optional[int] = ..., width: _Optional[int] = ..., key_codec: _Optional[_Union[CodecInfo, _Mapping]] = ..., mask_codec: _Optional[_Union[CodecInfo, _Mapping]] = ..., prompt_codec: _Optional[_Union[CodecInfo, _Mapping]] = ..., key_region: _Optional[_Union[KeyRegion, _Mapping]] = ..., alpha: _Optional[float] = ..., tx_power: _Optional[float] = ..., segmenter: _Optional[str] = ..., describer: _Optional[str] = ...) -> None: ...
+    pilot_spacing: int
+    pilot_length: int
+    def __init__(self, wire_version: _Optional[int] = ..., frame_id: _Optional[str] = ..., stream_id: _Optional[str] = ..., seq: _Optional[int] = ..., height: _Optional[int] = ..., width: _Optional[int] = ..., key_codec: _Optional[_Union[CodecInfo, _Mapping]] = ..., mask_codec: _Optional[_Union[CodecInfo, _Mapping]] = ..., prompt_codec: _Optional[_Union[CodecInfo, _Mapping]] = ..., key_region: _Optional[_Union[KeyRegion, _Mapping]] = ..., alpha: _Optional[float] = ..., tx_power: _Optional[float] = ..., segmenter: _Optional[str] = ..., describer: _Optional[str] = ..., pilot_spacing: _Optional[int] = ..., pilot_length: _Optional[int] = ...) -> None: ...
+
+class ChannelTruth(_message.Message):
+    __slots__ = ("gains", "noise_variance")
+    GAINS_FIELD_NUMBER: _ClassVar[int]
+    NOISE_VARIANCE_FIELD_NUMBER: _ClassVar[int]
+    gains: bytes
+    noise_variance: float
+    def __init__(self, gains: _Optional[bytes] = ..., noise_variance: _Optional[float] = ...) -> None: ...
 
 class StageTiming(_message.Message):
     __slots__ = ("hop", "stage", "ms")
@@ -137,17 +153,19 @@ class StageTiming(_message.Message):
     def __init__(self, hop: _Optional[str] = ..., stage: _Optional[str] = ..., ms: _Optional[float] = ...) -> None: ...
 
 class Frame(_message.Message):
-    __slots__ = ("header", "segments", "timings")
+    __slots__ = ("header", "segments", "timings", "truth")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     SEGMENTS_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    TRUTH_FIELD_NUMBER: _ClassVar[int]
     header: FrameHeader
     segments: _containers.RepeatedCompositeFieldContainer[IqSegment]
     timings: _containers.RepeatedCompositeFieldContainer[StageTiming]
-    def __init__(self, header: _Optional[_Union[FrameHeader, _Mapping]] = ..., segments: _Optional[_Iterable[_Union[IqSegment, _Mapping]]] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ...) -> None: ...
+    truth: ChannelTruth
+    def __init__(self, header: _Optional[_Union[FrameHeader, _Mapping]] = ..., segments: _Optional[_Iterable[_Union[IqSegment, _Mapping]]] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., truth: _Optional[_Union[ChannelTruth, _Mapping]] = ...) -> None: ...
 
 class ChannelConfig(_message.Message):
-    __slots__ = ("model", "snr_db", "seed", "coherence_symbols", "k_factor", "doppler", "profile", "delay_spread", "n_subcarriers", "cfo", "phase_noise", "path_loss_db")
+    __slots__ = ("model", "snr_db", "seed", "coherence_symbols", "k_factor", "doppler", "profile", "delay_spread", "n_subcarriers", "cfo", "phase_noise", "path_loss_db", "attach_truth")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     SNR_DB_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
@@ -160,6 +178,7 @@ class ChannelConfig(_message.Message):
     CFO_FIELD_NUMBER: _ClassVar[int]
     PHASE_NOISE_FIELD_NUMBER: _ClassVar[int]
     PATH_LOSS_DB_FIELD_NUMBER: _ClassVar[int]
+    ATTACH_TRUTH_FIELD_NUMBER: _ClassVar[int]
     model: str
     snr_db: float
     seed: int
@@ -172,7 +191,8 @@ class ChannelConfig(_message.Message):
     cfo: float
     phase_noise: float
     path_loss_db: float
-    def __init__(self, model: _Optional[str] = ..., snr_db: _Optional[float] = ..., seed: _Optional[int] = ..., coherence_symbols: _Optional[int] = ..., k_factor: _Optional[float] = ..., doppler: _Optional[float] = ..., profile: _Optional[str] = ..., delay_spread: _Optional[float] = ..., n_subcarriers: _Optional[int] = ..., cfo: _Optional[float] = ..., phase_noise: _Optional[float] = ..., path_loss_db: _Optional[float] = ...) -> None: ...
+    attach_truth: bool
+    def __init__(self, model: _Optional[str] = ..., snr_db: _Optional[float] = ..., seed: _Optional[int] = ..., coherence_symbols: _Optional[int] = ..., k_factor: _Optional[float] = ..., doppler: _Optional[float] = ..., profile: _Optional[str] = ..., delay_spread: _Optional[float] = ..., n_subcarriers: _Optional[int] = ..., cfo: _Optional[float] = ..., phase_noise: _Optional[float] = ..., path_loss_db: _Optional[float] = ..., attach_truth: _Optional[bool] = ...) -> None: ...
 
 class ChannelReport(_message.Message):
     __slots__ = ("model", "snr_db", "noise_variance", "seed", "coherence_symbols", "gain_re", "gain_im", "n_gains", "parameters", "profile")
@@ -222,20 +242,24 @@ class ChannelOutput(_message.Message):
     def __init__(self, frame: _Optional[_Union[Frame, _Mapping]] = ..., report: _Optional[_Union[ChannelReport, _Mapping]] = ...) -> None: ...
 
 class LinkEstimate(_message.Message):
-    __slots__ = ("snr_db", "noise_variance", "gain_re", "gain_im", "estimator", "equaliser")
+    __slots__ = ("snr_db", "noise_variance", "gain_re", "gain_im", "estimator", "equaliser", "estimation_error", "n_pilots")
     SNR_DB_FIELD_NUMBER: _ClassVar[int]
     NOISE_VARIANCE_FIELD_NUMBER: _ClassVar[int]
     GAIN_RE_FIELD_NUMBER: _ClassVar[int]
     GAIN_IM_FIELD_NUMBER: _ClassVar[int]
     ESTIMATOR_FIELD_NUMBER: _ClassVar[int]
     EQUALISER_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATION_ERROR_FIELD_NUMBER: _ClassVar[int]
+    N_PILOTS_FIELD_NUMBER: _ClassVar[int]
     snr_db: float
     noise_variance: float
     gain_re: _containers.RepeatedScalarFieldContainer[float]
     gain_im: _containers.RepeatedScalarFieldContainer[float]
     estimator: str
     equaliser: str
-    def __init__(self, snr_db: _Optional[float] = ..., noise_variance: _Optional[float] = ..., gain_re: _Optional[_Iterable[float]] = ..., gain_im: _Optional[_Iterable[float]] = ..., estimator: _Optional[str] = ..., equaliser: _Optional[str] = ...) -> None: ...
+    estimation_error: float
+    n_pilots: int
+    def __init__(self, snr_db: _Optional[float] = ..., noise_variance: _Optional[float] = ..., gain_re: _Optional[_Iterable[float]] = ..., gain_im: _Optional[_Iterable[float]] = ..., estimator: _Optional[str] = ..., equaliser: _Optional[str] = ..., estimation_error: _Optional[float] = ..., n_pilots: _Optional[int] = ...) -> None: ...
 
 class SegmentOutcome(_message.Message):
     __slots__ = ("kind", "n_symbols", "decoded", "crc_ok", "detail")

@@ -18,7 +18,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gensemcom.shared.phy.qam import bits_per_symbol
+
+#: Bits per symbol of each modulation the link speaks (Gray-mapped QAM, :mod:`.qam`).
+MODULATIONS: dict[str, int] = {"bpsk": 1, "qpsk": 2, "16qam": 4, "64qam": 6, "256qam": 8}
+
+
+def bits_per_symbol(modulation: str) -> int:
+    """Bits carried by one symbol of ``modulation`` (a key of :data:`MODULATIONS`)."""
+    if modulation not in MODULATIONS:
+        raise ValueError(f"unknown modulation {modulation!r}; choose one of {', '.join(MODULATIONS)}")
+    return MODULATIONS[modulation]
 
 
 @dataclass(frozen=True)

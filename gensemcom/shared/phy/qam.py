@@ -23,19 +23,11 @@ from sionna.phy.mapping import Constellation, Demapper, Mapper
 
 from gensemcom.shared.modem import as_bits, as_noise_variance, as_symbol_array
 from gensemcom.shared.phy.device import compute_device
-
-MODULATIONS: dict[str, int] = {"bpsk": 1, "qpsk": 2, "16qam": 4, "64qam": 6, "256qam": 8}
+from gensemcom.shared.phy.mcs import bits_per_symbol
 
 # The APP demapper holds one distance per (symbol, constellation point); cap that
 # table at 4 Mi entries (about 50 MB with its temporaries) by demapping in chunks.
 _DEMAP_CHUNK_ENTRIES = 1 << 22
-
-
-def bits_per_symbol(modulation: str) -> int:
-    """Bits carried by one symbol of ``modulation`` (a key of :data:`MODULATIONS`)."""
-    if modulation not in MODULATIONS:
-        raise ValueError(f"unknown modulation {modulation!r}; choose one of {', '.join(MODULATIONS)}")
-    return MODULATIONS[modulation]
 
 
 @functools.cache
