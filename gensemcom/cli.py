@@ -82,6 +82,13 @@ def transmitter_serve(
     pilots: Annotated[Optional[int], typer.Option(help=_help(TransmitterSettings, "pilots"))] = None,
     pilot_spacing: Annotated[Optional[int], typer.Option(help=_help(TransmitterSettings, "pilot_spacing"))] = None,
     pilot_length: Annotated[Optional[int], typer.Option(help=_help(TransmitterSettings, "pilot_length"))] = None,
+    captioner: Annotated[Optional[str], typer.Option(help=_help(TransmitterSettings, "captioner"))] = None,
+    captioner_precision: Annotated[
+        Optional[str], typer.Option(help=_help(TransmitterSettings, "captioner_precision"))
+    ] = None,
+    max_loaded_profiles: Annotated[
+        Optional[int], typer.Option(help=_help(TransmitterSettings, "max_loaded_profiles"))
+    ] = None,
 ) -> None:
     """Serve the transmitter (gRPC Transmitter.Encode / Transmitter.Send, health, reflection)."""
     settings = load_settings(TransmitterSettings, config, **_given(locals()))

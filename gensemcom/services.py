@@ -25,6 +25,7 @@ from gensemcom.shared.pb import semcom_pb2_grpc as pb_grpc
 from gensemcom.shared.rpc import Server
 from gensemcom.transmitter.describe import StructuredDescriptor
 from gensemcom.transmitter.pipeline import Transmitter
+from gensemcom.transmitter.profiles import BUILTIN_PROFILES, ClientProfile, PipelinePool, profiles_from
 from gensemcom.transmitter.segment import make_segmenter
 from gensemcom.transmitter.service import TransmitterService
 
@@ -106,9 +107,27 @@ def _start(settings: ServiceSettings, service: str, add: Callable[[Any, Any], No
     return server
 
 
+#: What a client profile may override: the pipeline's settings, not where or how the service runs.
+PROFILE_FIELDS = set(TransmitterSettings.model_fields) - set(ServiceSettings.model_fields) - {
+    "profiles", "max_loaded_profiles", "max_image_pixels", "device", "weights_dir",
+}
+
+
+def transmitter_pool(settings: TransmitterSettings) -> PipelinePool[Transmitter]:
+    """The service's own pipeline plus the client profiles, each built on first use."""
+    profiles = profiles_from(BUILTIN_PROFILES, settings.profiles, PROFILE_FIELDS)
+    # Validate every profile's values now: a bad profile is a startup error, not a failure on first use.
+    resolved = {name: TransmitterSettings(**{**settings.model_dump(), **p.overrides}) for name, p in profiles.items()}
+
+    def build(profile: ClientProfile) -> Transmitter:
+        return build_transmitter(resolved[profile.name])
+
+    return PipelinePool(build_transmitter(settings), profiles, build, settings.max_loaded_profiles)
+
+
 def start_transmitter(settings: TransmitterSettings) -> Server:
     """Build and start the transmitter service; returns the running server (port in ``server.port``)."""
-    service = TransmitterService(build_transmitter(settings), settings)
+    service = TransmitterService(transmitter_pool(settings), settings)
     return _start(settings, "Transmitter", pb_grpc.add_TransmitterServicer_to_server, service)
 
 

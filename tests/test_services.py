@@ -13,7 +13,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
-from gensemcom.services import build_receiver, build_transmitter
+from gensemcom.services import build_receiver, build_transmitter, transmitter_pool
 from gensemcom.shared.config import ChannelSettings, ReceiverSettings, TransmitterSettings
 from gensemcom.shared.frame import SegmentKind
 from gensemcom.shared.image_io import decode_image
@@ -190,3 +190,30 @@ def test_receiver_follows_the_bandwidth_ratio_in_the_header(astronaut_png: bytes
         assert rec.image.shape == image.shape
         sizes.append(frame.segment(SegmentKind.KEY_JSCC).n_symbols)
     assert sizes[1] > 3 * sizes[0]
+
+
+def test_client_profile_in_metadata_chooses_the_bandwidth_ratio(chain: Chain, astronaut_png: bytes) -> None:
+    request = pb.ImageRequest(image=astronaut_png)
+    plain = chain.transmitter.Encode(request, timeout=60)
+    iot = chain.transmitter.Encode(request, timeout=60, metadata=[("semcom-profile", "iot")])
+    assert plain.header.key_region.bandwidth_ratio == pytest.approx(1 / 6)
+    assert iot.header.key_region.bandwidth_ratio == pytest.approx(1 / 24)
+    key_symbols = [sum(s.n_symbols for s in f.segments if s.kind == pb.SEGMENT_KIND_KEY_JSCC) for f in (plain, iot)]
+    assert key_symbols[0] > 3 * key_symbols[1]
+    (delivery,) = chain.transmitter.Send(iter([request]), timeout=60, metadata=[("semcom-profile", "phone")])
+    assert delivery.status.code == 0 and delivery.client_profile == "phone"
+
+
+def test_unknown_client_profile_is_invalid_argument_then_serves(chain: Chain, astronaut_png: bytes) -> None:
+    request = pb.ImageRequest(image=astronaut_png)
+    with pytest.raises(grpc.RpcError) as err:
+        chain.transmitter.Encode(request, timeout=60, metadata=[("semcom-profile", "toaster")])
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "iot" in err.value.details()
+    assert chain.transmitter.Encode(request, timeout=60).header.frame_id
+
+
+@pytest.mark.parametrize("profiles, message", [({"x": {"bandwidth_ratio": 2}}, "bandwidth_ratio"),
+                                               ({"x": {"next_hop": "evil:1"}}, "cannot change")])
+def test_a_bad_client_profile_is_a_startup_error(profiles: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        transmitter_pool(TransmitterSettings(profiles=profiles))

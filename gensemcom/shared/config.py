@@ -70,6 +70,17 @@ class TransmitterSettings(ServiceSettings):
         PilotPattern(self.pilots, self.pilot_spacing, self.pilot_length)  # raises ValueError with the reason
         return self
     max_image_pixels: int = Field(40_000_000, ge=256, description="larger images are refused")
+    captioner: str = Field(
+        "", description="BLIP model id or local folder for the global caption (empty: structured descriptor only)"
+    )
+    captioner_precision: Literal["fp32", "fp16", "int8", "int4-mixed"] = Field(
+        "int4-mixed", description="captioner weights: int4-mixed keeps the paper's FP32 modules, the rest 4-bit"
+    )
+    profiles: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="extra client profiles (YAML): name -> settings it overrides; built in: server, laptop, phone, iot",
+    )
+    max_loaded_profiles: int = Field(2, ge=1, le=16, description="client-profile pipelines kept in memory at once")
 
 
 class ChannelSettings(ServiceSettings):

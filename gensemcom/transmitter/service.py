@@ -13,40 +13,48 @@ from gensemcom.shared.rpc import connect, log_failure, remaining_timeout, rpc_er
 from gensemcom.shared.config import TransmitterSettings
 from gensemcom.shared.wire import frame_to_pb
 from gensemcom.transmitter.pipeline import Transmitter
+from gensemcom.transmitter.profiles import PROFILE_METADATA_KEY, PipelinePool
 
 log = logging.getLogger(__name__)
 
 
+def client_profile(context: grpc.ServicerContext) -> str:
+    """The profile a client asked for in its call metadata ("" = none)."""
+    return next((v for k, v in context.invocation_metadata() if k == PROFILE_METADATA_KEY), "")
+
+
 class TransmitterService(pb_grpc.TransmitterServicer):
-    def __init__(self, transmitter: Transmitter, settings: TransmitterSettings) -> None:
-        self.transmitter = transmitter
+    def __init__(self, pipelines: PipelinePool[Transmitter], settings: TransmitterSettings) -> None:
+        self.pipelines = pipelines
         self.settings = settings
         self._channel = pb_grpc.ChannelStub(connect(settings.next_hop, settings.max_message_mb)) \
             if settings.next_hop else None
 
-    def _encode(self, request: pb.ImageRequest) -> pb.Frame:
+    def _encode(self, request: pb.ImageRequest, profile: str) -> pb.Frame:
+        transmitter = self.pipelines.get(profile)
         image = decode_image(request.image, max_pixels=self.settings.max_image_pixels)
         frame_id = request.frame_id or uuid.uuid4().hex
-        frame = self.transmitter.encode(image, frame_id=frame_id, stream_id=request.stream_id, seq=request.seq)
-        log.info("frame %s: %dx%d, alpha %.3f, %d symbols", frame_id, image.shape[1], image.shape[0],
-                 frame.header.alpha, frame.n_symbols)
+        frame = transmitter.encode(image, frame_id=frame_id, stream_id=request.stream_id, seq=request.seq)
+        log.info("frame %s: %dx%d, alpha %.3f, %d symbols, profile %s", frame_id, image.shape[1], image.shape[0],
+                 frame.header.alpha, frame.n_symbols, profile or "-")
         return frame_to_pb(frame)
 
     @rpc_errors
     def Encode(self, request: pb.ImageRequest, context: grpc.ServicerContext) -> pb.Frame:
-        return self._encode(request)
+        return self._encode(request, client_profile(context))
 
     def Send(self, request_iterator: Iterator[pb.ImageRequest], context: grpc.ServicerContext) -> Iterator[pb.Delivery]:
         """One Delivery per image, in order; a failed image gets a Delivery with its status, the stream goes on."""
+        profile = client_profile(context)
         for request in request_iterator:
-            yield self._send_one(request, context)
+            yield self._send_one(request, profile, context)
 
-    def _send_one(self, request: pb.ImageRequest, context: grpc.ServicerContext) -> pb.Delivery:
+    def _send_one(self, request: pb.ImageRequest, profile: str, context: grpc.ServicerContext) -> pb.Delivery:
         frame_id = request.frame_id
         try:
             if self._channel is None:
                 raise ValueError("this transmitter has no next hop configured; use Encode")
-            frame = self._encode(request)
+            frame = self._encode(request, profile)
             frame_id = frame.header.frame_id
             delivery = self._channel.Forward(pb.ChannelInput(frame=frame, config=request.channel),
                                              timeout=remaining_timeout(context))
@@ -55,4 +63,5 @@ class TransmitterService(pb_grpc.TransmitterServicer):
             delivery = pb.Delivery(frame_id=frame_id, stream_id=request.stream_id, seq=request.seq,
                                    status=pb.Status(code=code.value[0], message=message))
         delivery.request_id = request.request_id
+        delivery.client_profile = profile
         return delivery
