@@ -14,7 +14,7 @@ from gensemcom.receiver.estimate import ChannelPrior
 from gensemcom.receiver.pipeline import Receiver
 from gensemcom.receiver.service import ReceiverService
 from gensemcom.shared.config import ChannelSettings, ReceiverSettings, ServiceSettings, TransmitterSettings
-from gensemcom.shared.digital import DigitalScheme
+from gensemcom.shared.digital import DigitalScheme, warm_up
 from gensemcom.shared.keycodecs import DeepJsccKey, KeyCodec, LinearKey
 from gensemcom.shared.maskcodec import MaskCodec
 from gensemcom.shared.paths import shared_data_dir
@@ -128,6 +128,7 @@ def transmitter_pool(settings: TransmitterSettings) -> PipelinePool[Transmitter]
 def start_transmitter(settings: TransmitterSettings) -> Server:
     """Build and start the transmitter service; returns the running server (port in ``server.port``)."""
     service = TransmitterService(transmitter_pool(settings), settings)
+    warm_up(digital_scheme(settings))
     return _start(settings, "Transmitter", pb_grpc.add_TransmitterServicer_to_server, service)
 
 
@@ -137,6 +138,7 @@ def start_channel(settings: ChannelSettings) -> Server:
 
 def start_receiver(settings: ReceiverSettings) -> Server:
     receiver = build_receiver(settings)
+    warm_up(DigitalScheme())  # the receiver decodes whatever MCS a frame names; one warms the whole stack
     log.info("receiver: classical backends on CPU (device setting %r applies to learned backends)", settings.device)
     return _start(settings, "Receiver", pb_grpc.add_ReceiverServicer_to_server, ReceiverService(receiver))
 

@@ -80,6 +80,15 @@ def encode_segment(kind: SegmentKind, payload: bytes, scheme: DigitalScheme) -> 
     )
 
 
+def warm_up(scheme: DigitalScheme) -> None:
+    """Code and decode one short payload, so that the first real frame does not pay for loading the LDPC stack.
+
+    Sionna builds its code tables and torch its kernels on first use: several seconds on a CPU.
+    """
+    segment = encode_segment(SegmentKind.PROMPT, b"warm-up", scheme)
+    decode_segment(segment, segment.iq, np.full(segment.n_symbols, 1e-3, np.float32))
+
+
 def decode_segment(segment: Segment, x_hat: np.ndarray, no_eff: np.ndarray) -> tuple[bytes, bool]:
     """Payload and CRC verdict from the segment's equalised data symbols.
 
