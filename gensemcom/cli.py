@@ -89,6 +89,12 @@ def transmitter_serve(
     max_loaded_profiles: Annotated[
         Optional[int], typer.Option(help=_help(TransmitterSettings, "max_loaded_profiles"))
     ] = None,
+    context_memory: Annotated[Optional[bool], typer.Option(help=_help(TransmitterSettings, "context_memory"))] = None,
+    context_capacity: Annotated[Optional[int], typer.Option(help=_help(TransmitterSettings, "context_capacity"))] = None,
+    context_rule: Annotated[Optional[str], typer.Option(help=_help(TransmitterSettings, "context_rule"))] = None,
+    context_max_streams: Annotated[Optional[int], typer.Option(help=_help(TransmitterSettings, "context_max_streams"))] = None,
+    context_threshold: Annotated[Optional[float], typer.Option(help=_help(TransmitterSettings, "context_threshold"))] = None,
+    context_refresh: Annotated[Optional[int], typer.Option(help=_help(TransmitterSettings, "context_refresh"))] = None,
 ) -> None:
     """Serve the transmitter (gRPC Transmitter.Encode / Transmitter.Send, health, reflection)."""
     settings = load_settings(TransmitterSettings, config, **_given(locals()))
@@ -165,6 +171,10 @@ def receiver_serve(
     estimator: Annotated[Optional[str], typer.Option(help=_help(ReceiverSettings, "estimator"))] = None,
     prior_coherence: Annotated[Optional[int], typer.Option(help=_help(ReceiverSettings, "prior_coherence"))] = None,
     prior_doppler: Annotated[Optional[float], typer.Option(help=_help(ReceiverSettings, "prior_doppler"))] = None,
+    context_memory: Annotated[Optional[bool], typer.Option(help=_help(ReceiverSettings, "context_memory"))] = None,
+    context_capacity: Annotated[Optional[int], typer.Option(help=_help(ReceiverSettings, "context_capacity"))] = None,
+    context_rule: Annotated[Optional[str], typer.Option(help=_help(ReceiverSettings, "context_rule"))] = None,
+    context_max_streams: Annotated[Optional[int], typer.Option(help=_help(ReceiverSettings, "context_max_streams"))] = None,
     inpainter: Annotated[Optional[str], typer.Option(help=_help(ReceiverSettings, "inpainter"))] = None,
     device: Annotated[Optional[str], typer.Option(help=_help(ReceiverSettings, "device"))] = None,
 ) -> None:

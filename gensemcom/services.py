@@ -14,6 +14,7 @@ from gensemcom.receiver.estimate import ChannelPrior
 from gensemcom.receiver.pipeline import Receiver
 from gensemcom.receiver.service import ReceiverService
 from gensemcom.shared.config import ChannelSettings, ReceiverSettings, ServiceSettings, TransmitterSettings
+from gensemcom.shared.context import ContextStore
 from gensemcom.shared.digital import DigitalScheme, warm_up
 from gensemcom.shared.keycodecs import DeepJsccKey, KeyCodec, LinearKey
 from gensemcom.shared.maskcodec import MaskCodec
@@ -44,7 +45,15 @@ def build_transmitter(settings: TransmitterSettings) -> Transmitter:
         mask_codec=MaskCodec(),
         digital=digital_scheme(settings),
         pilots=PilotPattern(settings.pilots, settings.pilot_spacing, settings.pilot_length),
+        memory=context_store(settings) if settings.context_memory else None,
+        context_threshold=settings.context_threshold,
+        refresh_every=settings.context_refresh,
     )
+
+
+def context_store(settings: TransmitterSettings | ReceiverSettings) -> ContextStore:
+    """The per-stream context memory; both ends must be configured alike (docs/memory.md)."""
+    return ContextStore(settings.context_capacity, settings.context_rule, settings.context_max_streams)
 
 
 def digital_scheme(settings: TransmitterSettings) -> DigitalScheme:
@@ -89,6 +98,7 @@ def build_receiver(settings: ReceiverSettings) -> Receiver:
         equaliser=settings.equaliser,
         estimator=settings.estimator,
         prior=ChannelPrior(coherence=settings.prior_coherence, doppler=settings.prior_doppler),
+        memory=context_store(settings) if settings.context_memory else None,
     )
 
 
@@ -110,6 +120,7 @@ def _start(settings: ServiceSettings, service: str, add: Callable[[Any, Any], No
 #: What a client profile may override: the pipeline's settings, not where or how the service runs.
 PROFILE_FIELDS = set(TransmitterSettings.model_fields) - set(ServiceSettings.model_fields) - {
     "profiles", "max_loaded_profiles", "max_image_pixels", "device", "weights_dir",
+    "context_capacity", "context_rule", "context_max_streams",  # must match the receiver's store
 }
 
 

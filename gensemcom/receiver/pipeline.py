@@ -10,20 +10,26 @@ pasted back with a feathered edge).
 A segment that fails its CRC does not fail the frame: the receiver uses what
 it has (bounding box instead of the mask, no prompt) and says so in the
 segment outcomes.
+
+With a context memory (:mod:`gensemcom.shared.context`), the background
+generated for each received PROMPT is stored per stream; a CONTEXT_REF in a
+later frame reuses it instead of inpainting again (docs/memory.md).
 """
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+import cv2
 import numpy as np
 
 from gensemcom.receiver.composite import composite
 from gensemcom.receiver.equalise import EQUALISERS, equalise
 from gensemcom.receiver.estimate import ESTIMATORS, ChannelEstimate, ChannelPrior, estimate_channel, perfect_csi
 from gensemcom.receiver.inpaint import ClassicalInpainter
-from gensemcom.shared.digital import decode_segment
-from gensemcom.shared.frame import Codec, Frame, Segment, SegmentKind, Timing
+from gensemcom.shared.context import ContextEntry, ContextStore, UnknownContext
+from gensemcom.shared.digital import DigitalScheme, decode_segment, encode_segment
+from gensemcom.shared.frame import ChannelCode, Codec, Frame, Header, Segment, SegmentKind, Timing
 from gensemcom.shared.keycodecs import KeyCodec
 from gensemcom.shared.maskcodec import MaskCodec
 from gensemcom.shared.pilots import PilotPattern
@@ -52,6 +58,8 @@ class Reconstruction:
     outcomes: list[SegmentOutcome]
     timings: list[Timing] = field(default_factory=list)
     inpainter: str = ""
+    context_reused: bool = False  # the background came from the context memory, not the inpainter
+    symbols_saved: int = 0  # symbols the PROMPT would have added over the CONTEXT_REF (0 unless reused)
 
 
 def pilot_group(prior: ChannelPrior) -> int:
@@ -83,6 +91,26 @@ class _Received:
     no: np.ndarray  # noise plus channel-estimation error, per symbol
 
 
+@dataclass(frozen=True)
+class StoredBackground:
+    """What the receiver keeps per context: the generated image and the key mask it was generated around."""
+
+    image: np.ndarray  # uint8 H×W×3, read-only
+    mask: np.ndarray  # bool H×W, read-only
+
+    def around(self, known: np.ndarray) -> np.ndarray:
+        """The background for a frame whose key mask is ``known``.
+
+        Inside the old mask the stored image holds the old key pixels; where the
+        new key region no longer covers them they are filled from their
+        surroundings (Telea), so a moved key object leaves no ghost.
+        """
+        vacated = self.mask & ~known
+        if not vacated.any():
+            return self.image
+        return cv2.inpaint(self.image, vacated.astype(np.uint8), 3, cv2.INPAINT_TELEA)
+
+
 @dataclass
 class Receiver:
     key_codecs: Sequence[KeyCodec]  # every key codec this receiver can decode, told apart by id
@@ -91,6 +119,7 @@ class Receiver:
     equaliser: str = "auto"  # for the key symbols; "auto" = the form the key codec was designed for
     estimator: str = "lmmse"
     prior: ChannelPrior = ChannelPrior()
+    memory: ContextStore | None = None  # backgrounds per stream for CONTEXT_REF; None = refuse references
 
     def __post_init__(self) -> None:
         if self.equaliser not in ("auto", *EQUALISERS):
@@ -140,6 +169,7 @@ class Receiver:
             outcomes.append(outcome)
             mask = self._mask(mask_payload, frame, outcomes)
             prompt = self._prompt(prompt_payload, outcomes)
+            context = self._recall(frame, received, prompt, outcomes)
 
         canvas = np.zeros((h.height, h.width, 3), np.uint8)
         known = np.zeros((h.height, h.width), bool)
@@ -153,12 +183,20 @@ class Receiver:
                 known[y : y + hh, x : x + w] = mask[y : y + hh, x : x + w]
             outcomes.append(SegmentOutcome(SegmentKind.KEY_JSCC, key_segment.n_symbols, True, True, "analog"))
 
-        with clock.stage("inpaint"):
-            background = self.inpainter(prompt, canvas, known)
+        saved = 0
+        if context is not None:
+            with clock.stage("context"):
+                background = context.payload.around(known)
+                prompt, saved = context.prompt, self._symbols_saved(frame, pattern, context.prompt)
+        else:
+            with clock.stage("inpaint"):
+                background = self.inpainter(prompt, canvas, known)
+            self._remember(h.stream_id, prompt, background, known)
         with clock.stage("composite"):
             image = composite(background, canvas, known)
         key = np.where(known[..., None], canvas, 0).astype(np.uint8)
-        return Reconstruction(image, key, known, prompt, link, outcomes, clock.timings, self.inpainter.name)
+        return Reconstruction(image, key, known, prompt, link, outcomes, clock.timings, self.inpainter.name,
+                              context_reused=context is not None, symbols_saved=saved)
 
     def _estimate(self, frame: Frame, pattern: PilotPattern, key_codec: KeyCodec) -> LinkReport:
         """Channel gain per symbol of the frame, from its pilots or (ablation) from the channel's truth."""
@@ -231,6 +269,69 @@ class Receiver:
         except UnicodeDecodeError as exc:
             outcomes[-1] = SegmentOutcome(SegmentKind.PROMPT, outcomes[-1].n_symbols, False, True, str(exc))
             return None
+
+    def _recall(self, frame: Frame, received: dict[SegmentKind, _Received], prompt: str | None,
+                outcomes: list[SegmentOutcome]) -> ContextEntry | None:
+        """The stored context a CONTEXT_REF names, or None (no reference, or one that cannot be used).
+
+        A reference that cannot be used gets an outcome saying why; the frame
+        then falls back to its own prompt, if it carries one, else to no prompt.
+        """
+        h = frame.header
+        if self.memory is not None:
+            self.memory.touch(h.stream_id)  # every frame ages the stream, as at the transmitter
+        if SegmentKind.CONTEXT_REF not in received:
+            return None
+        payload, outcome = self._digital(received, SegmentKind.CONTEXT_REF)
+        entry, problem = (None, outcome.detail) if payload is None else self._lookup(h, payload)
+        if entry is None:
+            fallback = "falling back to the frame's prompt" if prompt is not None else "inpainting without a prompt"
+            outcomes.append(replace(outcome, decoded=False, detail=f"{problem}; {fallback}"))
+            return None
+        outcomes.append(replace(outcome, detail=f"context {entry.context_id.hex()} reused"))
+        return entry
+
+    def _lookup(self, h: Header, cid: bytes) -> tuple[ContextEntry | None, str]:
+        """The stored context ``cid`` of the frame's stream (counted as reused), or None and the reason."""
+        if self.memory is None:
+            return None, "this receiver keeps no context memory"
+        try:
+            entry = self.memory.get(h.stream_id, cid)
+        except UnknownContext as exc:
+            return None, str(exc)
+        height, width = entry.payload.image.shape[:2]
+        if (height, width) != (h.height, h.width):
+            return None, (f"context {cid.hex()} was stored for a {width}x{height} image, "
+                          f"this frame is {h.width}x{h.height}")
+        return entry, ""
+
+    def _remember(self, stream: str, prompt: str | None, background: np.ndarray, known: np.ndarray) -> None:
+        """Store the background generated from a received PROMPT, for CONTEXT_REFs to come."""
+        if self.memory is None or prompt is None:
+            return
+        image, mask = background.copy(), known.copy()
+        image.setflags(write=False)
+        mask.setflags(write=False)
+        self.memory.put(stream, prompt, StoredBackground(image, mask))
+
+    @staticmethod
+    def _symbols_saved(frame: Frame, pattern: PilotPattern, prompt: str) -> int:
+        """Symbols the frame would have had with ``prompt`` as a PROMPT in the CONTEXT_REF's place, minus its own.
+
+        The PROMPT is coded with the reference's own scheme, and pilot bursts are
+        counted as they would have fallen: exact whenever the reference names the
+        very prompt the transmitter described (similarity threshold 1).
+        """
+        ref = frame.segment(SegmentKind.CONTEXT_REF)
+        scheme = (DigitalScheme("ldpc", mcs=ref.mcs) if ref.code == ChannelCode.LDPC
+                  else DigitalScheme("repetition", repetition=ref.repetition))
+        prompt_symbols = encode_segment(SegmentKind.PROMPT, prompt.encode("utf-8"), scheme).n_symbols
+        actual = without_ref = pattern.preamble
+        for segment in frame.segments[1:]:
+            n_data = int(pattern.data_positions(actual, segment.n_symbols).sum())
+            actual += segment.n_symbols
+            without_ref += pattern.span(without_ref, prompt_symbols if segment is ref else n_data)
+        return without_ref - actual
 
     def _key(self, received: _Received, frame: Frame, codec: KeyCodec) -> np.ndarray:
         region = frame.header.key_region

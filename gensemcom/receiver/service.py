@@ -42,6 +42,8 @@ def delivery_from(frame: pb.Frame, rec: Reconstruction, key_codec: str) -> pb.De
         segmenter=h.segmenter,
         describer=h.describer,
         alpha=h.alpha,
+        context_reused=rec.context_reused,
+        symbols_saved=rec.symbols_saved,
     )
 
 

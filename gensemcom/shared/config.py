@@ -81,6 +81,18 @@ class TransmitterSettings(ServiceSettings):
         description="extra client profiles (YAML): name -> settings it overrides; built in: server, laptop, phone, iot",
     )
     max_loaded_profiles: int = Field(2, ge=1, le=16, description="client-profile pipelines kept in memory at once")
+    context_memory: bool = Field(
+        False, description="send a CONTEXT_REF instead of the prompt when a stream's background is unchanged"
+    )
+    context_capacity: int = Field(4, ge=1, le=1024, description="contexts kept per stream (must match the other end)")
+    context_rule: Literal["fifo", "value", "correlation"] = Field(
+        "fifo", description="which context to evict: oldest, least reused, or least similar to the new one"
+    )
+    context_max_streams: int = Field(16, ge=1, le=4096, description="streams with a context store (LRU)")
+    context_threshold: float = Field(
+        1.0, gt=0, le=1, description="prompt similarity counted as unchanged (1 = identical text; lower is lossy)"
+    )
+    context_refresh: int = Field(32, ge=0, description="send the full prompt again after this many references")
 
 
 class ChannelSettings(ServiceSettings):
@@ -132,6 +144,12 @@ class ReceiverSettings(ServiceSettings):
     prior_doppler: float = Field(
         0.0, ge=0, lt=0.5, description="normalised Doppler the estimator assumes; > 0 tracks time variation"
     )
+    context_memory: bool = Field(True, description="keep generated backgrounds so CONTEXT_REF frames can reuse them")
+    context_capacity: int = Field(4, ge=1, le=1024, description="contexts kept per stream (must match the other end)")
+    context_rule: Literal["fifo", "value", "correlation"] = Field(
+        "fifo", description="which context to evict: oldest, least reused, or least similar to the new one"
+    )
+    context_max_streams: int = Field(16, ge=1, le=4096, description="streams with a context store (LRU)")
     inpainter: Literal["classical"] = Field("classical", description="background regeneration backend")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="compute device for learned stages")
 

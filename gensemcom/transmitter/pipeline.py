@@ -6,6 +6,10 @@ one MCS by default: :mod:`gensemcom.shared.digital`), assemble (the pilot
 preamble, then MASK, PROMPT, KEY_JSCC, with pilot bursts spread through the
 stream: :mod:`gensemcom.shared.pilots`). Any stage can be swapped for another
 object with the same call signature.
+
+With a context memory (:mod:`gensemcom.shared.context`), a frame whose
+background the receiver already holds carries a short CONTEXT_REF (the
+context id) in the PROMPT's place; see docs/memory.md.
 """
 
 import logging
@@ -14,6 +18,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from gensemcom.shared import modem
+from gensemcom.shared.context import ContextStore
 from gensemcom.shared.digital import DigitalScheme, encode_segment
 from gensemcom.shared.frame import ChannelCode, Codec, Frame, Header, KeyRegion, Modulation, Segment, SegmentKind
 from gensemcom.shared.pilots import PilotPattern
@@ -46,6 +51,15 @@ class Transmitter:
     mask_codec: MaskCodec
     digital: DigitalScheme = DigitalScheme()
     pilots: PilotPattern = PilotPattern(preamble=64, spacing=128, length=4)
+    memory: ContextStore | None = None  # mirror of the receiver's context store; None = always send the PROMPT
+    context_threshold: float = 1.0  # prompt similarity that counts as "background unchanged"; 1 = identical text
+    refresh_every: int = 32  # after this many references, send the PROMPT again (0 = never)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.context_threshold <= 1.0:
+            raise ValueError(f"context_threshold must be in (0, 1], got {self.context_threshold}")
+        if int(self.refresh_every) != self.refresh_every or self.refresh_every < 0:
+            raise ValueError(f"refresh_every must be an integer >= 0, got {self.refresh_every}")
 
     def encode(self, image: np.ndarray, frame_id: str, stream_id: str = "", seq: int = 0) -> Frame:
         """Build the frame for one uint8 H×W×3 RGB image."""
@@ -61,7 +75,7 @@ class Transmitter:
         segments = []
         with clock.stage("digital"):
             segments.append(encode_segment(SegmentKind.MASK, self.mask_codec.encode(seg.mask), self.digital))
-            segments.append(encode_segment(SegmentKind.PROMPT, prompt.encode("utf-8"), self.digital))
+            segments.append(self._background_segment(prompt, stream_id, (height, width)))
 
         region = None
         bbox = mask_bbox(seg.mask)
@@ -92,6 +106,25 @@ class Transmitter:
         frame = Frame(header, segments, clock.timings)
         log.debug("frame %s: %d symbols, alpha %.3f", frame_id, frame.n_symbols, seg.alpha)
         return frame
+
+    def _background_segment(self, prompt: str, stream_id: str, size: tuple[int, int]) -> Segment:
+        """CONTEXT_REF when the receiver holds this background already, else the PROMPT (remembered).
+
+        Only contexts this transmitter sent as a PROMPT in this stream, of the
+        same image size, and still held by its mirror store are referred to; a
+        context referred to ``refresh_every`` times is sent as a PROMPT again,
+        so a receiver that lost that PROMPT recovers.
+        """
+        if self.memory is None:
+            return encode_segment(SegmentKind.PROMPT, prompt.encode("utf-8"), self.digital)
+        held = self.memory.match(stream_id, prompt, self.context_threshold)
+        stale = held is None or held.payload != size or (0 < self.refresh_every <= held.uses)
+        if stale:
+            self.memory.put(stream_id, prompt, payload=size)
+            return encode_segment(SegmentKind.PROMPT, prompt.encode("utf-8"), self.digital)
+        self.memory.get(stream_id, held.context_id)  # counts the reuse, as the receiver will
+        log.debug("stream %r: background unchanged, referring to context %s", stream_id, held.context_id.hex())
+        return encode_segment(SegmentKind.CONTEXT_REF, held.context_id, self.digital)
 
     def _with_pilots(self, data_segments: list[Segment]) -> list[Segment]:
         """The preamble segment, then each data segment with the pilot bursts that fall into it."""
