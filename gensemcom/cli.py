@@ -223,5 +223,27 @@ def health(
     raise typer.Exit(main([address, "--service", service]))
 
 
+_PASS_THROUGH = {"add_help_option": False,
+                 "context_settings": {"allow_extra_args": True, "ignore_unknown_options": True}}
+
+
+def _run_sub_app(module: str, ctx: typer.Context, prog: str) -> None:
+    """Run the typer app of ``module`` on the remaining arguments.
+
+    Its import (torch, transformers, peft) takes seconds, so it happens only when the command runs,
+    not every time ``semcom`` starts a service.
+    """
+    import importlib
+
+    sub_app = importlib.import_module(module).app
+    typer.main.get_command(sub_app)(args=ctx.args or ["--help"], prog_name=prog)
+
+
+@app.command("captioner", **_PASS_THROUGH)
+def captioner(ctx: typer.Context) -> None:
+    """The BLIP captioner: QLoRA fine-tuning with the paper's losses (`semcom captioner finetune --help`)."""
+    _run_sub_app("gensemcom.transmitter.captioner.cli", ctx, "semcom captioner")
+
+
 if __name__ == "__main__":
     app()
