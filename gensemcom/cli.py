@@ -176,6 +176,16 @@ def receiver_serve(
     context_rule: Annotated[Optional[str], typer.Option(help=_help(ReceiverSettings, "context_rule"))] = None,
     context_max_streams: Annotated[Optional[int], typer.Option(help=_help(ReceiverSettings, "context_max_streams"))] = None,
     inpainter: Annotated[Optional[str], typer.Option(help=_help(ReceiverSettings, "inpainter"))] = None,
+    inpaint_model: Annotated[Optional[str], typer.Option(help=_help(ReceiverSettings, "inpaint_model"))] = None,
+    inpaint_scheduler: Annotated[Optional[str], typer.Option(help=_help(ReceiverSettings, "inpaint_scheduler"))] = None,
+    inpaint_steps: Annotated[Optional[int], typer.Option(help=_help(ReceiverSettings, "inpaint_steps"))] = None,
+    inpaint_guidance: Annotated[Optional[float], typer.Option(help=_help(ReceiverSettings, "inpaint_guidance"))] = None,
+    inpaint_strength: Annotated[Optional[float], typer.Option(help=_help(ReceiverSettings, "inpaint_strength"))] = None,
+    inpaint_seed: Annotated[Optional[int], typer.Option(help=_help(ReceiverSettings, "inpaint_seed"))] = None,
+    inpaint_size: Annotated[Optional[int], typer.Option(help=_help(ReceiverSettings, "inpaint_size"))] = None,
+    inpaint_negative_prompt: Annotated[Optional[str], typer.Option(help=_help(ReceiverSettings, "inpaint_negative_prompt"))] = None,
+    composite_feather_px: Annotated[Optional[int], typer.Option(help=_help(ReceiverSettings, "composite_feather_px"))] = None,
+    composite_match_px: Annotated[Optional[int], typer.Option(help=_help(ReceiverSettings, "composite_match_px"))] = None,
     device: Annotated[Optional[str], typer.Option(help=_help(ReceiverSettings, "device"))] = None,
 ) -> None:
     """Serve the receiver (gRPC Receiver.Decode, health, reflection)."""

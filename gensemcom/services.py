@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gensemcom.channel.service import ChannelService
-from gensemcom.receiver.inpaint import ClassicalInpainter
+from gensemcom.receiver.inpaint import ClassicalInpainter, Inpainter
 from gensemcom.receiver.estimate import ChannelPrior
 from gensemcom.receiver.pipeline import Receiver
 from gensemcom.receiver.service import ReceiverService
@@ -94,11 +94,33 @@ def build_receiver(settings: ReceiverSettings) -> Receiver:
     return Receiver(
         key_codecs=[LinearKey(), DeepJsccKey(load_pretrained(DEFAULT_MODEL, torch_device(settings.device)))],
         mask_codec=MaskCodec(),
-        inpainter=ClassicalInpainter(StructuredDescriptor()),
+        inpainter=build_inpainter(settings),
         equaliser=settings.equaliser,
         estimator=settings.estimator,
         prior=ChannelPrior(coherence=settings.prior_coherence, doppler=settings.prior_doppler),
         memory=context_store(settings) if settings.context_memory else None,
+        feather_px=settings.composite_feather_px,
+        match_px=settings.composite_match_px,
+    )
+
+
+def build_inpainter(settings: ReceiverSettings) -> Inpainter:
+    if settings.inpainter == "classical":
+        return ClassicalInpainter(StructuredDescriptor())
+    if not settings.inpaint_model:
+        raise ValueError("--inpainter diffusion needs --inpaint-model (a diffusers inpainting model folder or id)")
+    from gensemcom.receiver.inpaint_diffusion import DiffusionInpainter  # diffusers loads only when used
+
+    return DiffusionInpainter(
+        settings.inpaint_model,
+        scheduler=None if settings.inpaint_scheduler == "default" else settings.inpaint_scheduler,
+        steps=settings.inpaint_steps,
+        guidance_scale=settings.inpaint_guidance,
+        strength=settings.inpaint_strength,
+        seed=settings.inpaint_seed,
+        size=settings.inpaint_size or None,
+        negative_prompt=settings.inpaint_negative_prompt,
+        device=torch_device(settings.device),
     )
 
 
@@ -150,7 +172,10 @@ def start_channel(settings: ChannelSettings) -> Server:
 def start_receiver(settings: ReceiverSettings) -> Server:
     receiver = build_receiver(settings)
     warm_up(DigitalScheme())  # the receiver decodes whatever MCS a frame names; one warms the whole stack
-    log.info("receiver: classical backends on CPU (device setting %r applies to learned backends)", settings.device)
+    device = torch_device(settings.device)
+    log.info("receiver: inpainter %s %s; key codecs %s; learned stages on %s%s", receiver.inpainter.name,
+             dict(receiver.inpainter.settings), ", ".join(f"{c.id}/{c.version}" for c in receiver.key_codecs),
+             device, " (no GPU found: diffusion will be slow)" if device == "cpu" else "")
     return _start(settings, "Receiver", pb_grpc.add_ReceiverServicer_to_server, ReceiverService(receiver))
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Mapping
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -30,10 +32,27 @@ def prompt_rng(prompt: str) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(hashlib.sha256(prompt.encode("utf-8")).digest()[:8], "little"))
 
 
+class Inpainter(Protocol):
+    """Anything that regenerates the background around the known key region (classical, diffusion, ...)."""
+
+    name: str
+
+    @property
+    def settings(self) -> Mapping[str, object]:
+        """What produced the output (model, steps, seed, ...), for the Delivery."""
+        ...
+
+    def __call__(self, prompt: str | None, known: np.ndarray, known_mask: np.ndarray) -> np.ndarray: ...
+
+
 class ClassicalInpainter:
     """Fill everything outside ``known_mask`` from the prompt; keep ``known`` inside it exactly."""
 
     name = "classical-descriptor"
+
+    @property
+    def settings(self) -> dict[str, object]:
+        return {"band_px": self.band_px}
 
     def __init__(self, descriptor: StructuredDescriptor, band_px: int = 4) -> None:
         if band_px < 0:

@@ -26,7 +26,7 @@ import numpy as np
 from gensemcom.receiver.composite import composite
 from gensemcom.receiver.equalise import EQUALISERS, equalise
 from gensemcom.receiver.estimate import ESTIMATORS, ChannelEstimate, ChannelPrior, estimate_channel, perfect_csi
-from gensemcom.receiver.inpaint import ClassicalInpainter
+from gensemcom.receiver.inpaint import Inpainter
 from gensemcom.shared.context import ContextEntry, ContextStore, UnknownContext
 from gensemcom.shared.digital import DigitalScheme, decode_segment, encode_segment
 from gensemcom.shared.frame import ChannelCode, Codec, Frame, Header, Segment, SegmentKind, Timing
@@ -60,6 +60,7 @@ class Reconstruction:
     inpainter: str = ""
     context_reused: bool = False  # the background came from the context memory, not the inpainter
     symbols_saved: int = 0  # symbols the PROMPT would have added over the CONTEXT_REF (0 unless reused)
+    inpainter_settings: dict[str, str] = field(default_factory=dict)
 
 
 def pilot_group(prior: ChannelPrior) -> int:
@@ -115,11 +116,13 @@ class StoredBackground:
 class Receiver:
     key_codecs: Sequence[KeyCodec]  # every key codec this receiver can decode, told apart by id
     mask_codec: MaskCodec
-    inpainter: ClassicalInpainter
+    inpainter: Inpainter
     equaliser: str = "auto"  # for the key symbols; "auto" = the form the key codec was designed for
     estimator: str = "lmmse"
     prior: ChannelPrior = ChannelPrior()
     memory: ContextStore | None = None  # backgrounds per stream for CONTEXT_REF; None = refuse references
+    feather_px: int = 3  # compositing: width of the blend band at the key region's edge
+    match_px: int = 0  # compositing: ring for colour matching the background to the key region; 0 = off
 
     def __post_init__(self) -> None:
         if self.equaliser not in ("auto", *EQUALISERS):
@@ -193,10 +196,11 @@ class Receiver:
                 background = self.inpainter(prompt, canvas, known)
             self._remember(h.stream_id, prompt, background, known)
         with clock.stage("composite"):
-            image = composite(background, canvas, known)
+            image = composite(background, canvas, known, self.feather_px, self.match_px)
         key = np.where(known[..., None], canvas, 0).astype(np.uint8)
         return Reconstruction(image, key, known, prompt, link, outcomes, clock.timings, self.inpainter.name,
-                              context_reused=context is not None, symbols_saved=saved)
+                              context_reused=context is not None, symbols_saved=saved,
+                              inpainter_settings={k: str(v) for k, v in self.inpainter.settings.items()})
 
     def _estimate(self, frame: Frame, pattern: PilotPattern, key_codec: KeyCodec) -> LinkReport:
         """Channel gain per symbol of the frame, from its pilots or (ablation) from the channel's truth."""

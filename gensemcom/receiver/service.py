@@ -39,6 +39,7 @@ def delivery_from(frame: pb.Frame, rec: Reconstruction, key_codec: str) -> pb.De
         ],
         key_codec=key_codec,
         inpainter=rec.inpainter,
+        inpainter_settings=rec.inpainter_settings,
         segmenter=h.segmenter,
         describer=h.describer,
         alpha=h.alpha,

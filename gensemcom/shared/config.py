@@ -150,7 +150,25 @@ class ReceiverSettings(ServiceSettings):
         "fifo", description="which context to evict: oldest, least reused, or least similar to the new one"
     )
     context_max_streams: int = Field(16, ge=1, le=4096, description="streams with a context store (LRU)")
-    inpainter: Literal["classical"] = Field("classical", description="background regeneration backend")
+    inpainter: Literal["classical", "diffusion"] = Field(
+        "classical", description="background regeneration: classical (from the descriptor) or diffusion (diffusers)"
+    )
+    inpaint_model: str = Field(
+        "", description="diffusers inpainting model folder or cached model id (needed for --inpainter diffusion)"
+    )
+    inpaint_scheduler: Literal["default", "ddim", "pndm", "euler", "euler-a", "dpm++", "dpm++-karras", "unipc", "lcm"] = (
+        Field("default", description="diffusion scheduler; default = the model's own")
+    )
+    inpaint_steps: int = Field(25, ge=1, le=1000, description="diffusion steps")
+    inpaint_guidance: float = Field(7.5, ge=0, le=50, description="classifier-free guidance scale")
+    inpaint_strength: float = Field(1.0, gt=0, le=1, description="how far the background is noised before denoising")
+    inpaint_seed: int = Field(0, ge=0, description="base seed; each frame's seed also depends on its content")
+    inpaint_size: int = Field(0, ge=0, le=4096, description="longer side of the working image; 0 = model's native size")
+    inpaint_negative_prompt: str = Field("", description="negative prompt for the diffusion inpainter")
+    composite_feather_px: int = Field(3, ge=0, le=64, description="blend band at the key region's edge, pixels")
+    composite_match_px: int = Field(
+        8, ge=0, le=64, description="ring used to match the background's colours to the key region; 0 = off"
+    )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="compute device for learned stages")
 
 

@@ -284,7 +284,14 @@ class Status(_message.Message):
     def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Delivery(_message.Message):
-    __slots__ = ("frame_id", "stream_id", "seq", "request_id", "status", "height", "width", "image_png", "key_png", "mask_png", "prompt", "timings", "channel", "link", "segments", "key_codec", "inpainter", "segmenter", "describer", "alpha", "client_profile", "context_reused", "symbols_saved")
+    __slots__ = ("frame_id", "stream_id", "seq", "request_id", "status", "height", "width", "image_png", "key_png", "mask_png", "prompt", "timings", "channel", "link", "segments", "key_codec", "inpainter", "segmenter", "describer", "alpha", "client_profile", "inpainter_settings", "context_reused", "symbols_saved")
+    class InpainterSettingsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     FRAME_ID_FIELD_NUMBER: _ClassVar[int]
     STREAM_ID_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
@@ -306,6 +313,7 @@ class Delivery(_message.Message):
     DESCRIBER_FIELD_NUMBER: _ClassVar[int]
     ALPHA_FIELD_NUMBER: _ClassVar[int]
     CLIENT_PROFILE_FIELD_NUMBER: _ClassVar[int]
+    INPAINTER_SETTINGS_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_REUSED_FIELD_NUMBER: _ClassVar[int]
     SYMBOLS_SAVED_FIELD_NUMBER: _ClassVar[int]
     frame_id: str
@@ -329,9 +337,10 @@ class Delivery(_message.Message):
     describer: str
     alpha: float
     client_profile: str
+    inpainter_settings: _containers.ScalarMap[str, str]
     context_reused: bool
     symbols_saved: int
-    def __init__(self, frame_id: _Optional[str] = ..., stream_id: _Optional[str] = ..., seq: _Optional[int] = ..., request_id: _Optional[str] = ..., status: _Optional[_Union[Status, _Mapping]] = ..., height: _Optional[int] = ..., width: _Optional[int] = ..., image_png: _Optional[bytes] = ..., key_png: _Optional[bytes] = ..., mask_png: _Optional[bytes] = ..., prompt: _Optional[str] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., channel: _Optional[_Union[ChannelReport, _Mapping]] = ..., link: _Optional[_Union[LinkEstimate, _Mapping]] = ..., segments: _Optional[_Iterable[_Union[SegmentOutcome, _Mapping]]] = ..., key_codec: _Optional[str] = ..., inpainter: _Optional[str] = ..., segmenter: _Optional[str] = ..., describer: _Optional[str] = ..., alpha: _Optional[float] = ..., client_profile: _Optional[str] = ..., context_reused: _Optional[bool] = ..., symbols_saved: _Optional[int] = ...) -> None: ...
+    def __init__(self, frame_id: _Optional[str] = ..., stream_id: _Optional[str] = ..., seq: _Optional[int] = ..., request_id: _Optional[str] = ..., status: _Optional[_Union[Status, _Mapping]] = ..., height: _Optional[int] = ..., width: _Optional[int] = ..., image_png: _Optional[bytes] = ..., key_png: _Optional[bytes] = ..., mask_png: _Optional[bytes] = ..., prompt: _Optional[str] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., channel: _Optional[_Union[ChannelReport, _Mapping]] = ..., link: _Optional[_Union[LinkEstimate, _Mapping]] = ..., segments: _Optional[_Iterable[_Union[SegmentOutcome, _Mapping]]] = ..., key_codec: _Optional[str] = ..., inpainter: _Optional[str] = ..., segmenter: _Optional[str] = ..., describer: _Optional[str] = ..., alpha: _Optional[float] = ..., client_profile: _Optional[str] = ..., inpainter_settings: _Optional[_Mapping[str, str]] = ..., context_reused: _Optional[bool] = ..., symbols_saved: _Optional[int] = ...) -> None: ...
 
 class ImageRequest(_message.Message):
     __slots__ = ("image", "stream_id", "frame_id", "seq", "request_id", "channel")
