@@ -176,7 +176,8 @@ def start_receiver(settings: ReceiverSettings) -> Server:
     log.info("receiver: inpainter %s %s; key codecs %s; learned stages on %s%s", receiver.inpainter.name,
              dict(receiver.inpainter.settings), ", ".join(f"{c.id}/{c.version}" for c in receiver.key_codecs),
              device, " (no GPU found: diffusion will be slow)" if device == "cpu" else "")
-    return _start(settings, "Receiver", pb_grpc.add_ReceiverServicer_to_server, ReceiverService(receiver))
+    service = ReceiverService(receiver, settings.max_batch, settings.batch_wait_ms / 1e3, settings.max_queue)
+    return _start(settings, "Receiver", pb_grpc.add_ReceiverServicer_to_server, service)
 
 
 STARTERS: dict[str, Callable[[Any], Server]] = {

@@ -10,7 +10,9 @@ from gensemcom.receiver.pipeline import LinkReport, Receiver, Reconstruction
 from gensemcom.shared.image_io import encode_png
 from gensemcom.shared.pb import semcom_pb2 as pb
 from gensemcom.shared.pb import semcom_pb2_grpc as pb_grpc
-from gensemcom.shared.rpc import rpc_errors
+from gensemcom.shared.batching import Batcher
+from gensemcom.shared.frame import Frame
+from gensemcom.shared.rpc import remaining_timeout, rpc_errors
 from gensemcom.shared.wire import MAX_REPORTED_GAINS, frame_from_pb, timing_to_pb
 
 log = logging.getLogger(__name__)
@@ -69,15 +71,36 @@ def _with_alpha(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.dstack([rgb, mask.astype(np.uint8) * 255])
 
 
+def decode_each(receiver: Receiver, frames: list[Frame]) -> list[Reconstruction | Exception]:
+    """A batch for the worker: each frame's reconstruction, or the exception that frame alone raised."""
+    out: list[Reconstruction | Exception] = []
+    for frame in frames:
+        try:
+            out.append(receiver.decode(frame))
+        except Exception as exc:  # noqa: BLE001 - handed back to that frame's caller only
+            out.append(exc)
+    return out
+
+
 class ReceiverService(pb_grpc.ReceiverServicer):
-    def __init__(self, receiver: Receiver) -> None:
+    """Decode requests from many gRPC threads queue for one worker (the GPU's), bounded by ``max_queue``."""
+
+    def __init__(self, receiver: Receiver, max_batch: int = 8, max_wait_s: float = 0.005, max_queue: int = 32) -> None:
         self.receiver = receiver
+        self.batcher: Batcher[Frame, Reconstruction | Exception] = Batcher(
+            lambda frames: decode_each(receiver, frames), max_batch, max_wait_s, max_queue, name="receiver-worker"
+        )
+
+    def close(self) -> None:
+        self.batcher.close()
 
     @rpc_errors
     def Decode(self, request: pb.Frame, context: grpc.ServicerContext) -> pb.Delivery:
         start = time.perf_counter()
         frame = frame_from_pb(request)
-        rec = self.receiver.decode(frame)
+        rec = self.batcher(frame, timeout=remaining_timeout(context))
+        if isinstance(rec, Exception):
+            raise rec
         h = frame.header
         delivery = delivery_from(request, rec, f"{h.key_codec.id}/{h.key_codec.version}")
         log.info("frame %s: decoded in %.1f ms, est. SNR %.1f dB, crc %s", h.frame_id,

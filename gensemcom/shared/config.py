@@ -132,6 +132,9 @@ class ReceiverSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SEMCOM_RX_", extra="forbid")
 
     port: Port = 50053
+    max_batch: int = Field(8, ge=1, le=256, description="frames decoded together by the worker")
+    batch_wait_ms: float = Field(5.0, ge=0, le=1000, description="longest wait for a batch to fill, ms")
+    max_queue: int = Field(32, ge=1, le=4096, description="frames waiting beyond this get RESOURCE_EXHAUSTED")
     equaliser: Literal["auto", "mmse", "zf"] = Field(
         "auto", description="equaliser for the key-region symbols (auto: the one the key codec was designed for)"
     )

@@ -53,6 +53,8 @@ def status_for(exc: BaseException) -> grpc.StatusCode:
         return grpc.StatusCode.UNAVAILABLE
     if isinstance(exc, ValueError):
         return grpc.StatusCode.INVALID_ARGUMENT
+    if isinstance(exc, TimeoutError):  # e.g. waiting in a queue past the caller's deadline
+        return grpc.StatusCode.DEADLINE_EXCEEDED
     return grpc.StatusCode.INTERNAL
 
 

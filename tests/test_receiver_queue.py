@@ -1,0 +1,79 @@
+"""The receiver's worker queue: bounded, RESOURCE_EXHAUSTED when full, serving again afterwards."""
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import grpc
+import pytest
+
+from gensemcom.receiver.service import ReceiverService
+from gensemcom.services import SERVICE_NAMES, build_receiver, build_transmitter
+from gensemcom.shared.config import ReceiverSettings, TransmitterSettings
+from gensemcom.shared.image_io import decode_image
+from gensemcom.shared.pb import semcom_pb2_grpc as pb_grpc
+from gensemcom.shared.rpc import Server
+from gensemcom.shared.wire import frame_from_pb, frame_to_pb
+
+
+@dataclass
+class SlowReceiver:
+    """The real receiver, held up so that requests pile up in the queue."""
+
+    inner: object
+    delay_s: float
+    calls: int = 0
+
+    def decode(self, frame):
+        self.calls += 1
+        time.sleep(self.delay_s)
+        return self.inner.decode(frame)
+
+
+@pytest.fixture(scope="module")
+def frame(astronaut_png: bytes):
+    image = decode_image(astronaut_png)
+    return frame_to_pb(build_transmitter(TransmitterSettings(key_codec="linear-dct", segmenter="saliency"))
+                       .encode(image, "q"))
+
+
+def test_a_full_queue_answers_resource_exhausted_and_the_service_recovers(frame) -> None:
+    slow = SlowReceiver(build_receiver(ReceiverSettings(device="cpu")), delay_s=0.5)
+    service = ReceiverService(slow, max_batch=1, max_wait_s=0.0, max_queue=1)
+    server = Server(ReceiverSettings(port=0), [SERVICE_NAMES["Receiver"]])
+    pb_grpc.add_ReceiverServicer_to_server(service, server.grpc_server)
+    port = server.start()
+    try:
+        stub = pb_grpc.ReceiverStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
+
+        def call(_: int) -> grpc.StatusCode:
+            try:
+                stub.Decode(frame, timeout=60)
+                return grpc.StatusCode.OK
+            except grpc.RpcError as err:
+                return err.code()
+
+        with ThreadPoolExecutor(6) as pool:
+            codes = list(pool.map(call, range(6)))
+        assert codes.count(grpc.StatusCode.OK) >= 2  # one decoding, one queued
+        assert grpc.StatusCode.RESOURCE_EXHAUSTED in codes
+        assert set(codes) <= {grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED}
+        assert slow.calls == codes.count(grpc.StatusCode.OK), "refused frames never reach the decoder"
+        assert call(0) == grpc.StatusCode.OK
+    finally:
+        server.stop(grace_s=1)
+        service.close()
+
+
+def test_one_bad_frame_in_a_batch_fails_alone(frame) -> None:
+    receiver = build_receiver(ReceiverSettings(device="cpu"))
+    service = ReceiverService(receiver, max_batch=4, max_wait_s=0.2, max_queue=8)
+    broken = type(frame)()
+    broken.CopyFrom(frame)
+    broken.header.key_codec.id = "no-such-codec"
+    futures = [service.batcher.submit(frame_from_pb(f)) for f in (frame, broken, frame)]
+    results = [f.result(60) for f in futures]
+    assert [isinstance(r, Exception) for r in results] == [False, True, False]
+    assert "no-such-codec" in str(results[1])
+    assert service.batcher.stats.largest >= 2
+    service.close()
