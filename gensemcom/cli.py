@@ -71,6 +71,11 @@ def transmitter_serve(
     log_level: TxLog = None,
     segmenter: Annotated[Optional[str], typer.Option(help=_help(TransmitterSettings, "segmenter"))] = None,
     weights_dir: Annotated[Optional[Path], typer.Option(help=_help(TransmitterSettings, "weights_dir"))] = None,
+    alpha: Annotated[Optional[float], typer.Option(help=_help(TransmitterSettings, "alpha"))] = None,
+    alpha_tolerance: Annotated[Optional[float], typer.Option(help=_help(TransmitterSettings, "alpha_tolerance"))] = None,
+    yolo_weights: Annotated[Optional[str], typer.Option(help=_help(TransmitterSettings, "yolo_weights"))] = None,
+    yolo_classes: Annotated[Optional[str], typer.Option(help=_help(TransmitterSettings, "yolo_classes"))] = None,
+    yolo_confidence: Annotated[Optional[float], typer.Option(help=_help(TransmitterSettings, "yolo_confidence"))] = None,
     key_codec: Annotated[Optional[str], typer.Option(help=_help(TransmitterSettings, "key_codec"))] = None,
     bandwidth_ratio: Annotated[Optional[float], typer.Option(help=_help(TransmitterSettings, "bandwidth_ratio"))] = None,
     jscc_snr_db: Annotated[Optional[float], typer.Option(help=_help(TransmitterSettings, "jscc_snr_db"))] = None,
@@ -86,6 +91,9 @@ def transmitter_serve(
     captioner_precision: Annotated[
         Optional[str], typer.Option(help=_help(TransmitterSettings, "captioner_precision"))
     ] = None,
+    captioner_quant_type: Annotated[Optional[str], typer.Option(help=_help(TransmitterSettings, "captioner_quant_type"))] = None,
+    captioner_compute_dtype: Annotated[Optional[str], typer.Option(help=_help(TransmitterSettings, "captioner_compute_dtype"))] = None,
+    prompt_max_tokens: Annotated[Optional[int], typer.Option(help=_help(TransmitterSettings, "prompt_max_tokens"))] = None,
     max_loaded_profiles: Annotated[
         Optional[int], typer.Option(help=_help(TransmitterSettings, "max_loaded_profiles"))
     ] = None,

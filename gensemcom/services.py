@@ -24,7 +24,7 @@ from gensemcom.shared.phy.mcs import choose_mcs
 from gensemcom.shared.pilots import PilotPattern
 from gensemcom.shared.pb import semcom_pb2_grpc as pb_grpc
 from gensemcom.shared.rpc import Server
-from gensemcom.transmitter.describe import StructuredDescriptor
+from gensemcom.transmitter.describe import Describer, StructuredDescriptor
 from gensemcom.transmitter.pipeline import Transmitter
 from gensemcom.transmitter.profiles import BUILTIN_PROFILES, ClientProfile, PipelinePool, profiles_from
 from gensemcom.transmitter.segment import make_segmenter
@@ -39,8 +39,12 @@ SERVICE_NAMES = {name: semcom_pb2.DESCRIPTOR.services_by_name[name].full_name
 def build_transmitter(settings: TransmitterSettings) -> Transmitter:
     weights = settings.weights_dir or shared_data_dir() / "weights"
     return Transmitter(
-        segmenter=make_segmenter(settings.segmenter, weights),
-        describer=StructuredDescriptor(),
+        segmenter=make_segmenter(
+            settings.segmenter, weights, alpha=settings.alpha, alpha_tolerance=settings.alpha_tolerance,
+            yolo_weights=settings.yolo_weights, classes=settings.yolo_classes, confidence=settings.yolo_confidence,
+            device=torch_device(settings.device) if settings.segmenter == "yolo" else "cpu",
+        ),
+        describer=build_describer(settings),
         key_codec=build_key_codec(settings),
         mask_codec=MaskCodec(),
         digital=digital_scheme(settings),
@@ -54,6 +58,18 @@ def build_transmitter(settings: TransmitterSettings) -> Transmitter:
 def context_store(settings: TransmitterSettings | ReceiverSettings) -> ContextStore:
     """The per-stream context memory; both ends must be configured alike (docs/memory.md)."""
     return ContextStore(settings.context_capacity, settings.context_rule, settings.context_max_streams)
+
+
+def build_describer(settings: TransmitterSettings) -> Describer:
+    """BLIP caption + structured description when a captioner is configured, else the structured one alone."""
+    if not settings.captioner:
+        return StructuredDescriptor()
+    from gensemcom.transmitter.captioner.prompt import make_describer  # transformers loads only when used
+
+    return make_describer(
+        settings.captioner, settings.captioner_precision, settings.captioner_quant_type,
+        settings.captioner_compute_dtype, device=torch_device(settings.device), max_tokens=settings.prompt_max_tokens,
+    )
 
 
 def digital_scheme(settings: TransmitterSettings) -> DigitalScheme:

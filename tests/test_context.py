@@ -172,7 +172,7 @@ class CountingInpainter:
     """The receiver's inpainter, counting its calls."""
 
     def __init__(self, inner) -> None:
-        self.inner, self.name, self.calls = inner, inner.name, 0
+        self.inner, self.name, self.settings, self.calls = inner, inner.name, inner.settings, 0
 
     def __call__(self, *args):
         self.calls += 1

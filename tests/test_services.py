@@ -217,3 +217,10 @@ def test_unknown_client_profile_is_invalid_argument_then_serves(chain: Chain, as
 def test_a_bad_client_profile_is_a_startup_error(profiles: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         transmitter_pool(TransmitterSettings(profiles=profiles))
+
+
+def test_alpha_target_reaches_the_transmitter_and_the_achieved_share_is_reported(astronaut_png: bytes) -> None:
+    image = decode_image(astronaut_png)
+    frame = build_transmitter(TransmitterSettings(alpha=0.15, key_codec="linear-dct")).encode(image, "alpha")
+    assert abs(frame.header.alpha - 0.15) <= 0.02
+    assert "/" in frame.header.segmenter, "the segmenter name says how the target was reached"

@@ -36,9 +36,27 @@ class TransmitterSettings(ServiceSettings):
 
     port: Port = 50051
     next_hop: str = "127.0.0.1:50052"
-    segmenter: Literal["mediapipe", "saliency"] = Field(
-        "mediapipe", description="key-region segmenter (mediapipe falls back to saliency when it finds no person)"
+    segmenter: Literal["mediapipe", "saliency", "yolo"] = Field(
+        "mediapipe",
+        description="key-region segmenter: mediapipe (people) or yolo (COCO classes, needs weights); "
+        "both fall back to saliency when they find nothing",
     )
+    alpha: float | None = Field(
+        None, gt=0, lt=1,
+        description="target share of pixels in the key region (the paper's α); unset: the segmenter's own mask",
+    )
+    alpha_tolerance: float = Field(
+        0.02, ge=0, lt=1, description="accepted |achieved α - target|; the achieved α is what is reported"
+    )
+    yolo_weights: str = Field(
+        "yolo11n-seg.pt",
+        description="YOLO-seg weights: a file, a name looked up in <weights_dir>/yolo/, or a model YAML "
+        "(random weights); never downloaded",
+    )
+    yolo_classes: str = Field(
+        "person", description="COCO classes forming the key region: names or ids, comma-separated, or 'all'"
+    )
+    yolo_confidence: float = Field(0.25, ge=0, le=1, description="minimum YOLO detection confidence")
     weights_dir: Path | None = Field(None, description="folder with model weights (default: ../shared/data/weights)")
     key_codec: Literal["deepjscc-afgdn", "linear-dct"] = Field(
         "deepjscc-afgdn", description="key-region codec: the shipped DeepJSCC model, or the linear DCT codec"
@@ -75,6 +93,13 @@ class TransmitterSettings(ServiceSettings):
     )
     captioner_precision: Literal["fp32", "fp16", "int8", "int4-mixed"] = Field(
         "int4-mixed", description="captioner weights: int4-mixed keeps the paper's FP32 modules, the rest 4-bit"
+    )
+    captioner_quant_type: Literal["nf4", "fp4"] = Field("nf4", description="4-bit number format (bitsandbytes)")
+    captioner_compute_dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        "float32", description="dtype the 4-bit layers compute in"
+    )
+    prompt_max_tokens: int = Field(
+        60, ge=8, le=512, description="BLIP-tokenizer tokens for the prompt's words (the colour grid is extra)"
     )
     profiles: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
@@ -159,9 +184,9 @@ class ReceiverSettings(ServiceSettings):
     inpaint_model: str = Field(
         "", description="diffusers inpainting model folder or cached model id (needed for --inpainter diffusion)"
     )
-    inpaint_scheduler: Literal["default", "ddim", "pndm", "euler", "euler-a", "dpm++", "dpm++-karras", "unipc", "lcm"] = (
-        Field("default", description="diffusion scheduler; default = the model's own")
-    )
+    inpaint_scheduler: Literal[
+        "default", "ddim", "pndm", "euler", "euler-a", "dpm++", "dpm++-karras", "unipc", "lcm"
+    ] = Field("default", description="diffusion scheduler; default = the model's own")
     inpaint_steps: int = Field(25, ge=1, le=1000, description="diffusion steps")
     inpaint_guidance: float = Field(7.5, ge=0, le=50, description="classifier-free guidance scale")
     inpaint_strength: float = Field(1.0, gt=0, le=1, description="how far the background is noised before denoising")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -107,6 +108,14 @@ def parse(text: str) -> Description:
 def _lower_median(pixels: np.ndarray) -> np.ndarray:
     """Per-channel lower median of N×3 uint8 pixels: always a value that occurs in the data."""
     return np.quantile(pixels, 0.5, axis=0, method="lower").astype(np.uint8)
+
+
+class Describer(Protocol):
+    """Anything that turns an image and its key-region segmentation into the PROMPT text."""
+
+    name: str
+
+    def __call__(self, image: np.ndarray, segmentation: Segmentation) -> str: ...
 
 
 class StructuredDescriptor:

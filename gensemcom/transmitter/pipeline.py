@@ -26,7 +26,7 @@ from gensemcom.shared.image_io import check_rgb8
 from gensemcom.shared.keycodecs import KeyCodec
 from gensemcom.shared.maskcodec import MaskCodec
 from gensemcom.shared.timing import StageClock
-from gensemcom.transmitter.describe import StructuredDescriptor
+from gensemcom.transmitter.describe import Describer
 from gensemcom.transmitter.segment import Segmenter
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
 @dataclass
 class Transmitter:
     segmenter: Segmenter
-    describer: StructuredDescriptor
+    describer: Describer
     key_codec: KeyCodec
     mask_codec: MaskCodec
     digital: DigitalScheme = DigitalScheme()
@@ -98,7 +98,7 @@ class Transmitter:
             prompt_codec=PROMPT_CODEC,
             key_region=region,
             alpha=float(seg.alpha),
-            segmenter=seg.source,
+            segmenter=seg.source if seg.method == "backend" else f"{seg.source}/{seg.method}",
             describer=self.describer.name,
             pilot_spacing=self.pilots.spacing,
             pilot_length=self.pilots.length,

@@ -1,21 +1,28 @@
 """Segmenters: split an image into the key region (sent as pixels) and the background.
 
 The key region is what the receiver must reproduce faithfully; everything else is
-described in text and regenerated. Two offline backends live here:
+described in text and regenerated. Three offline backends exist:
 
 - ``MediaPipeSelfieSegmenter`` runs the real MediaPipe selfie (person) model with
   ai-edge-litert, so people are the key region, as in the paper's tests.
 - ``SaliencySegmenter`` needs no weights: spectral-residual saliency (Hou & Zhang,
   CVPR 2007) with a centre prior. It covers images without people (most of Kodak).
+- ``YoloSegmenter`` (:mod:`.segment_yolo`) runs an ultralytics YOLO segmentation
+  model on any COCO classes, when its weights are supplied.
 
-``FallbackSegmenter`` chains them, and every ``Segmentation`` names the backend that
-produced it, so a delivery reports honestly which one ran.
+Each backend *proposes* a key region (:class:`Proposal`): its own mask, the object
+instances it found (mask, score, label) and, where it has one, a per-pixel
+probability map. :mod:`.alpha` uses those to reach a requested share α of pixels;
+without a target the backend's own mask is the key region. ``FallbackSegmenter``
+chains backends, and every ``Segmentation`` names the backend that produced it, so
+a delivery reports honestly which one ran.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -30,11 +37,18 @@ from gensemcom.shared.paths import shared_data_dir
 logger = logging.getLogger(__name__)
 
 SELFIE_MODEL = Path("mediapipe_selfie_segmentation") / "selfie_segmentation.tflite"
+SEGMENTER_NAMES = ("mediapipe", "saliency", "yolo")
+
+
+def _check_mask(mask: np.ndarray, what: str) -> None:
+    if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_ or mask.ndim != 2:
+        raise ValueError(f"{what} must be a bool H×W array, got {getattr(mask, 'dtype', type(mask))} "
+                         f"{getattr(mask, 'shape', '')}")
 
 
 @dataclass(frozen=True)
 class Segmentation:
-    """A key-region mask and where it came from."""
+    """A key-region mask, where it came from and how it was chosen."""
 
     mask: np.ndarray
     """bool H×W, True on the key region."""
@@ -42,15 +56,82 @@ class Segmentation:
     """Name of the backend that produced the mask."""
     labels: tuple[str, ...]
     """What the key region contains, e.g. ("person",); empty when the mask is empty."""
+    alpha_target: float | None = None
+    """The share of pixels asked for; None when the backend's own mask was taken."""
+    method: str = "backend"
+    """How the mask was chosen: "backend", "instances", "threshold", or one of those with "+dilate"/"+erode"."""
+    instances: int = 0
+    """How many of the backend's instances overlap the key region."""
+    note: str = ""
+    """Why the target share was not reached; empty when it was (or when there was none)."""
 
     def __post_init__(self) -> None:
-        if self.mask.dtype != np.bool_ or self.mask.ndim != 2:
-            raise ValueError(f"mask must be a bool H×W array, got {self.mask.dtype} {self.mask.shape}")
+        _check_mask(self.mask, "mask")
 
     @property
     def alpha(self) -> float:
-        """Share of pixels in the key region (the paper's α)."""
+        """Share of pixels in the key region (the paper's α), measured on the mask itself."""
         return float(self.mask.mean())
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One object a backend found: its pixels, its confidence and its class name."""
+
+    mask: np.ndarray
+    """bool H×W at image resolution."""
+    score: float
+    """Confidence in [0, 1]; α control adds instances in falling score order."""
+    label: str
+
+    def __post_init__(self) -> None:
+        _check_mask(self.mask, "instance mask")
+        if not 0.0 <= self.score <= 1.0:
+            raise ValueError(f"instance score must lie in [0, 1], got {self.score}")
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """What a backend offers: its own key region, the instances behind it and its probability map.
+
+    The backend's own mask need not be the union of all instances (the saliency
+    backend keeps only the large blobs); the instances and the probability map are
+    the material from which :mod:`.alpha` builds a key region of another size.
+    """
+
+    mask: np.ndarray
+    """The backend's own key region, bool H×W."""
+    source: str
+    instances: tuple[Instance, ...]
+    """Sorted by score, highest first."""
+    probability: np.ndarray | None
+    """float32 H×W in [0, 1], higher = more key-like; None when the backend has no such map."""
+    label: str
+    """What the probability map marks ("person"): the label of pixels no instance claims."""
+
+    def __post_init__(self) -> None:
+        _check_mask(self.mask, "mask")
+        for instance in self.instances:
+            if instance.mask.shape != self.mask.shape:
+                raise ValueError(f"instance mask {instance.mask.shape} differs from the mask {self.mask.shape}")
+        if any(a.score < b.score for a, b in zip(self.instances, self.instances[1:])):
+            raise ValueError("instances must be sorted by score, highest first")
+        if self.probability is not None and self.probability.shape != self.mask.shape:
+            raise ValueError(f"probability map {self.probability.shape} differs from the mask {self.mask.shape}")
+
+    @property
+    def alpha(self) -> float:
+        """Share of pixels in the backend's own key region."""
+        return float(self.mask.mean())
+
+    def segmentation(self, mask: np.ndarray | None = None, alpha_target: float | None = None,
+                     method: str = "backend", note: str = "") -> Segmentation:
+        """A Segmentation of ``mask`` (default: the backend's own), labelled by the instances it overlaps."""
+        mask = self.mask if mask is None else mask
+        inside = [instance for instance in self.instances if (instance.mask & mask).any()]
+        labels = tuple(dict.fromkeys(instance.label for instance in inside)) or (self.label,)
+        return Segmentation(mask=mask, source=self.source, labels=labels if mask.any() else (),
+                            alpha_target=alpha_target, method=method, instances=len(inside), note=note)
 
 
 class Segmenter(Protocol):
@@ -61,7 +142,14 @@ class Segmenter(Protocol):
     def __call__(self, image: np.ndarray) -> Segmentation: ...
 
 
-def _require_rgb(image: np.ndarray) -> None:
+class Proposer(Segmenter, Protocol):
+    """A segmenter that can also show its instances and probability map (what α control needs)."""
+
+    def propose(self, image: np.ndarray) -> Proposal: ...
+
+
+def require_rgb(image: np.ndarray) -> None:
+    """Raise ValueError unless ``image`` is uint8 RGB and at least 8×8 (smaller has nothing to segment)."""
     check_rgb8(image)
     if image.shape[0] < 8 or image.shape[1] < 8:
         raise ValueError(f"image must be at least 8×8 pixels, got {image.shape[0]}×{image.shape[1]}")
@@ -106,6 +194,20 @@ def _enclosed_holes(mask: np.ndarray, max_area: float) -> np.ndarray:
     return hole[labels]
 
 
+def component_instances(mask: np.ndarray, score_map: np.ndarray, label: str) -> tuple[Instance, ...]:
+    """One instance per 8-connected component of ``mask``, scored by the mean of ``score_map`` over it.
+
+    Maps that give one probability per pixel (no object identities) are split this
+    way into objects that α control can keep or drop whole. Sorted by score, highest first.
+    """
+    count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    sums = np.bincount(labels.ravel(), weights=score_map.ravel().astype(np.float64), minlength=count)
+    areas = np.bincount(labels.ravel(), minlength=count)
+    instances = [Instance(mask=labels == index, score=float(np.clip(sums[index] / areas[index], 0.0, 1.0)),
+                          label=label) for index in range(1, count)]
+    return tuple(sorted(instances, key=lambda instance: -instance.score))
+
+
 class MediaPipeSelfieSegmenter:
     """Person mask from the MediaPipe selfie segmentation TFLite model.
 
@@ -115,6 +217,10 @@ class MediaPipeSelfieSegmenter:
     of pixels instead of 53 %) and letterboxing let background crowd leak in.
     The model's output is already a probability (sigmoid inside the graph). The
     input size is read from the model, so the 144×256 landscape variant runs too.
+
+    The model has no notion of separate people: each connected component of the
+    thresholded map is one "person" instance, scored by its mean probability, and
+    the map itself lets α control grow or shrink the region by moving the threshold.
 
     The label is the model's claim, not a verified fact: the selfie model also
     fires on salient non-person objects (clouds in kodim16, hats in kodim03, a
@@ -148,7 +254,7 @@ class MediaPipeSelfieSegmenter:
 
     def probabilities(self, image: np.ndarray) -> np.ndarray:
         """Per-pixel person probability, float32 H×W in [0, 1]."""
-        _require_rgb(image)
+        require_rgb(image)
         height, width = image.shape[:2]
         small = cv2.resize(image, self._input_size, interpolation=cv2.INTER_AREA)
         batch = (small.astype(np.float32) / 255.0)[None]
@@ -158,9 +264,14 @@ class MediaPipeSelfieSegmenter:
             prob = self._interpreter.get_tensor(self._output_index)[0, :, :, 0].copy()
         return np.clip(cv2.resize(prob, (width, height), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
 
+    def propose(self, image: np.ndarray) -> Proposal:
+        probability = self.probabilities(image)
+        mask = clean_mask(probability > self.threshold)
+        return Proposal(mask=mask, source=self.name, instances=component_instances(mask, probability, "person"),
+                        probability=probability, label="person")
+
     def __call__(self, image: np.ndarray) -> Segmentation:
-        mask = clean_mask(self.probabilities(image) > self.threshold)
-        return Segmentation(mask=mask, source=self.name, labels=("person",) if mask.any() else ())
+        return self.propose(image).segmentation()
 
 
 def spectral_residual_saliency(image: np.ndarray, width: int = 64) -> np.ndarray:
@@ -187,12 +298,14 @@ class SaliencySegmenter:
 
     Steps: spectral-residual saliency, multiplied by a Gaussian centre prior (photographers
     frame their subject near the centre), resized to full resolution, Otsu threshold,
-    keep the connected components at least ``keep_ratio`` as large as the largest.
+    clean-up; each blob is an instance scored by its mean saliency, and the backend's
+    own mask keeps the blobs at least ``keep_ratio`` as large as the largest.
     An image with (almost) no contrast has nothing salient: the mask is empty.
     Deterministic: no random draws anywhere.
     """
 
     name = "saliency"
+    label = "salient region"
 
     def __init__(self, centre_sigma: float = 0.3, keep_ratio: float = 0.3, min_contrast: int = 4) -> None:
         if centre_sigma <= 0 or not 0 < keep_ratio <= 1 or min_contrast < 0:
@@ -203,7 +316,7 @@ class SaliencySegmenter:
 
     def saliency_map(self, image: np.ndarray) -> np.ndarray:
         """Saliency times centre prior, float32 H×W in [0, 1]; all zeros for a flat image."""
-        _require_rgb(image)
+        require_rgb(image)
         height, width = image.shape[:2]
         gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         if int(gray.max()) - int(gray.min()) < self.min_contrast:
@@ -215,19 +328,25 @@ class SaliencySegmenter:
         prior = np.exp(-(y[:, None] ** 2 + x[None, :] ** 2) / (2 * self.centre_sigma ** 2))
         weighted = (saliency * prior).astype(np.float32)
         weighted /= max(float(weighted.max()), 1e-12)
-        return cv2.resize(weighted, (width, height), interpolation=cv2.INTER_LINEAR)
+        return np.clip(cv2.resize(weighted, (width, height), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
+
+    def propose(self, image: np.ndarray) -> Proposal:
+        saliency = self.saliency_map(image)
+        level = np.round(saliency * 255).astype(np.uint8)
+        if level.max() == 0:
+            return Proposal(mask=np.zeros(level.shape, dtype=bool), source=self.name, instances=(),
+                            probability=saliency, label=self.label)
+        _, binary = cv2.threshold(level, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        instances = component_instances(clean_mask(binary.astype(bool)), saliency, self.label)
+        largest = max((int(instance.mask.sum()) for instance in instances), default=0)
+        mask = np.zeros(level.shape, dtype=bool)
+        for instance in instances:
+            if instance.mask.sum() >= self.keep_ratio * largest:
+                mask |= instance.mask
+        return Proposal(mask=mask, source=self.name, instances=instances, probability=saliency, label=self.label)
 
     def __call__(self, image: np.ndarray) -> Segmentation:
-        level = np.round(self.saliency_map(image) * 255).astype(np.uint8)
-        if level.max() == 0:
-            return Segmentation(mask=np.zeros(level.shape, dtype=bool), source=self.name, labels=())
-        _, binary = cv2.threshold(level, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
-        areas = stats[1:, cv2.CC_STAT_AREA]
-        keep = np.zeros(count, dtype=bool)
-        keep[1:] = areas >= self.keep_ratio * areas.max()
-        mask = clean_mask(keep[labels])
-        return Segmentation(mask=mask, source=self.name, labels=("salient region",) if mask.any() else ())
+        return self.propose(image).segmentation()
 
 
 class FallbackSegmenter:
@@ -235,9 +354,10 @@ class FallbackSegmenter:
 
     A person model finds nothing in a landscape; sending an empty key region would
     leave the whole image to the text prompt, so the salient region stands in.
+    ``propose`` makes the same choice on proposals, so α control works on the chain.
     """
 
-    def __init__(self, primary: Segmenter, fallback: Segmenter, min_alpha: float = 0.01) -> None:
+    def __init__(self, primary: Proposer, fallback: Proposer, min_alpha: float = 0.01) -> None:
         if not 0.0 <= min_alpha < 1.0:
             raise ValueError(f"min_alpha must lie in [0, 1), got {min_alpha}")
         self.primary = primary
@@ -249,24 +369,65 @@ class FallbackSegmenter:
         first = self.primary(image)
         if first.alpha >= self.min_alpha:
             return first
-        logger.info("%s covered %.4f < %.4f of the image; using %s",
-                    self.primary.name, first.alpha, self.min_alpha, self.fallback.name)
+        self._log_switch(first.alpha)
         return self.fallback(image)
 
+    def propose(self, image: np.ndarray) -> Proposal:
+        first = self.primary.propose(image)
+        if first.alpha >= self.min_alpha:
+            return first
+        self._log_switch(first.alpha)
+        return self.fallback.propose(image)
 
-def make_segmenter(name: str, weights_dir: Path | None = None) -> Segmenter:
-    """Build a segmenter by config name: "mediapipe" (person, saliency fallback) or "saliency".
+    def _log_switch(self, alpha: float) -> None:
+        logger.info("%s covered %.4f < %.4f of the image; using %s",
+                    self.primary.name, alpha, self.min_alpha, self.fallback.name)
 
-    ``weights_dir`` defaults to the shared data's weights folder. Missing MediaPipe
-    weights degrade to saliency with a warning rather than failing: every
+
+def make_segmenter(
+    name: str,
+    weights_dir: Path | None = None,
+    *,
+    alpha: float | None = None,
+    alpha_tolerance: float = 0.02,
+    yolo_weights: str = "yolo11n-seg.pt",
+    classes: str | int | Sequence[str | int] | None = "person",
+    confidence: float = 0.25,
+    device: str = "cpu",
+) -> Segmenter:
+    """Build a segmenter by config name: "mediapipe", "saliency" or "yolo".
+
+    "mediapipe" and "yolo" fall back to saliency on images where they find (almost)
+    nothing. ``weights_dir`` defaults to the shared data's weights folder. Missing
+    MediaPipe weights degrade to saliency with a warning rather than failing: every
     ``Segmentation`` names its ``source``, so the downgrade is visible downstream.
+    YOLO weights are never shipped, so asking for YOLO without them is an error
+    (:class:`FileNotFoundError` saying where to put them), not a silent downgrade.
+
+    ``alpha`` (a share of pixels in (0, 1)) wraps the segmenter in α control
+    (:class:`.alpha.AlphaControl`); None keeps each backend's own mask.
+    ``yolo_weights``, ``classes``, ``confidence`` and ``device`` configure "yolo" only.
     """
+    weights = Path(weights_dir) if weights_dir is not None else shared_data_dir() / "weights"
+    segmenter: Proposer
     if name == "saliency":
-        return SaliencySegmenter()
-    if name == "mediapipe":
-        model_path = (Path(weights_dir) if weights_dir is not None else shared_data_dir() / "weights") / SELFIE_MODEL
-        if not model_path.is_file():
+        segmenter = SaliencySegmenter()
+    elif name == "mediapipe":
+        model_path = weights / SELFIE_MODEL
+        if model_path.is_file():
+            segmenter = FallbackSegmenter(MediaPipeSelfieSegmenter(model_path), SaliencySegmenter())
+        else:
             logger.warning("MediaPipe model missing at %s; using the saliency segmenter instead", model_path)
-            return SaliencySegmenter()
-        return FallbackSegmenter(MediaPipeSelfieSegmenter(model_path), SaliencySegmenter())
-    raise ValueError(f"unknown segmenter {name!r}; choose 'mediapipe' or 'saliency'")
+            segmenter = SaliencySegmenter()
+    elif name == "yolo":
+        from gensemcom.transmitter.segment_yolo import YoloSegmenter  # ultralytics takes seconds to import
+
+        yolo = YoloSegmenter(yolo_weights, weights_dir=weights, classes=classes, confidence=confidence, device=device)
+        segmenter = FallbackSegmenter(yolo, SaliencySegmenter())
+    else:
+        raise ValueError(f"unknown segmenter {name!r}; choose one of {', '.join(SEGMENTER_NAMES)}")
+    if alpha is None:
+        return segmenter
+    from gensemcom.transmitter.alpha import AlphaControl  # alpha.py builds on this module: import it late
+
+    return AlphaControl(segmenter, alpha, tolerance=alpha_tolerance)
