@@ -2,9 +2,10 @@
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import grpc
+import numpy as np
 import pytest
 
 from gensemcom.receiver.service import ReceiverService
@@ -24,10 +25,10 @@ class SlowReceiver:
     delay_s: float
     calls: int = 0
 
-    def decode(self, frame):
-        self.calls += 1
+    def decode_batch(self, frames):
+        self.calls += len(frames)
         time.sleep(self.delay_s)
-        return self.inner.decode(frame)
+        return self.inner.decode_batch(frames)
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +78,44 @@ def test_one_bad_frame_in_a_batch_fails_alone(frame) -> None:
     assert "no-such-codec" in str(results[1])
     assert service.batcher.stats.largest >= 2
     service.close()
+
+
+class BatchRecorder:
+    """The classical inpainter with a batched call that records the batch sizes it was given."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.name, self.settings, self.batches = inner, inner.name, inner.settings, []
+
+    def __call__(self, prompt, canvas, known):
+        self.batches.append(1)
+        return self.inner(prompt, canvas, known)
+
+    def inpaint_batch(self, items):
+        self.batches.append(len(items))
+        return [self.inner(*item) for item in items]
+
+
+def test_backgrounds_of_a_batch_are_generated_in_one_call_and_match_single_decodes(frame) -> None:
+    receiver = build_receiver(ReceiverSettings(device="cpu", context_memory=False))
+    frames = []
+    for stream in ("a", "b", "c"):
+        f = frame_from_pb(frame)
+        f.header = replace(f.header, stream_id=stream)
+        frames.append(f)
+    singles = [receiver.decode(f).image for f in frames]
+    recorder = BatchRecorder(receiver.inpainter)
+    batched = replace(receiver, inpainter=recorder).decode_batch(frames)
+    assert recorder.batches == [3]
+    for single, rec in zip(singles, batched, strict=True):
+        np.testing.assert_array_equal(single, rec.image)
+        assert any(t.stage == "inpaint[batch 3]" for t in rec.timings)
+
+
+def test_frames_of_one_stream_never_share_a_batch(frame) -> None:
+    receiver = build_receiver(ReceiverSettings(device="cpu"))
+    recorder = BatchRecorder(receiver.inpainter)
+    f = frame_from_pb(frame)
+    f.header = replace(f.header, stream_id="same")
+    results = replace(receiver, inpainter=recorder).decode_batch([f, f, f])
+    assert not any(isinstance(r, Exception) for r in results)
+    assert recorder.batches == [1, 1, 1]

@@ -17,6 +17,7 @@ later frame reuses it instead of inpainting again (docs/memory.md).
 """
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -61,6 +62,38 @@ class Reconstruction:
     context_reused: bool = False  # the background came from the context memory, not the inpainter
     symbols_saved: int = 0  # symbols the PROMPT would have added over the CONTEXT_REF (0 unless reused)
     inpainter_settings: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Front:
+    """A frame decoded up to its background (which the context memory or the inpainter supplies)."""
+
+    frame: Frame
+    pattern: PilotPattern
+    link: "LinkReport"
+    outcomes: list[SegmentOutcome]
+    clock: StageClock
+    prompt: str | None
+    canvas: np.ndarray  # uint8 H×W×3, the key region on black
+    known: np.ndarray  # bool H×W, where the canvas holds received pixels
+    background: np.ndarray | None = None
+    context_reused: bool = False
+    symbols_saved: int = 0
+
+
+def _one_frame_per_stream(frames: Sequence[Frame]) -> list[list[Frame]]:
+    """Consecutive runs of ``frames`` in which no stream id repeats (order kept)."""
+    runs: list[list[Frame]] = []
+    streams: set[str] = set()
+    for frame in frames:
+        stream = frame.header.stream_id
+        if not runs or (stream and stream in streams):
+            runs.append([])
+            streams = set()
+        runs[-1].append(frame)
+        if stream:
+            streams.add(stream)
+    return runs
 
 
 def pilot_group(prior: ChannelPrior) -> int:
@@ -151,6 +184,41 @@ class Receiver:
             )
 
     def decode(self, frame: Frame) -> Reconstruction:
+        """One frame to its reconstruction; raises on a frame that cannot be decoded."""
+        (result,) = self.decode_batch([frame])
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def decode_batch(self, frames: Sequence[Frame]) -> list[Reconstruction | Exception]:
+        """Several frames at once: each is decoded alone up to its background, then all backgrounds
+        that need generating go to the inpainter together (one batched call when it has
+        ``inpaint_batch``, e.g. diffusion on a GPU). A frame that fails gets its exception in its
+        place; the others are unaffected. Two frames of one stream never share a batch: the second
+        may refer to the context the first one creates."""
+        out: list[Reconstruction | Exception] = []
+        for run in _one_frame_per_stream(frames):
+            out.extend(self._decode_together(run))
+        return out
+
+    def _decode_together(self, frames: Sequence[Frame]) -> list[Reconstruction | Exception]:
+        parts: list[_Front | Exception] = []
+        for frame in frames:
+            try:
+                parts.append(self._front(frame))
+            except Exception as exc:  # noqa: BLE001 - reported in this frame's place only
+                parts.append(exc)
+        self._backgrounds([p for p in parts if isinstance(p, _Front) and p.background is None])
+        out: list[Reconstruction | Exception] = []
+        for part in parts:
+            try:
+                out.append(part if isinstance(part, Exception) else self._finish(part))
+            except Exception as exc:  # noqa: BLE001
+                out.append(exc)
+        return out
+
+    def _front(self, frame: Frame) -> "_Front":
+        """Everything before the background: link, digital segments, key region, context lookup."""
         key_codec = self.key_codec_for(frame)
         self.check_mask_codec(frame)
         clock = StageClock("receiver")
@@ -186,20 +254,41 @@ class Receiver:
                 known[y : y + hh, x : x + w] = mask[y : y + hh, x : x + w]
             outcomes.append(SegmentOutcome(SegmentKind.KEY_JSCC, key_segment.n_symbols, True, True, "analog"))
 
-        saved = 0
+        front = _Front(frame, pattern, link, outcomes, clock, prompt, canvas, known)
         if context is not None:
             with clock.stage("context"):
-                background = context.payload.around(known)
-                prompt, saved = context.prompt, self._symbols_saved(frame, pattern, context.prompt)
+                front.background = context.payload.around(known)
+                front.prompt = context.prompt
+                front.symbols_saved = self._symbols_saved(frame, pattern, context.prompt)
+                front.context_reused = True
+        return front
+
+    def _backgrounds(self, fronts: list["_Front"]) -> None:
+        """Generate the missing backgrounds, in one batched call when the inpainter offers one."""
+        if not fronts:
+            return
+        start = time.perf_counter()
+        batch = getattr(self.inpainter, "inpaint_batch", None)
+        if batch is not None and len(fronts) > 1:
+            backgrounds = batch([(f.prompt, f.canvas, f.known) for f in fronts])
+            elapsed_ms = (time.perf_counter() - start) * 1e3
+            for front, background in zip(fronts, backgrounds, strict=True):
+                front.background = background
+                front.clock.timings.append(Timing("receiver", f"inpaint[batch {len(fronts)}]", elapsed_ms))
         else:
-            with clock.stage("inpaint"):
-                background = self.inpainter(prompt, canvas, known)
-            self._remember(h.stream_id, prompt, background, known)
-        with clock.stage("composite"):
-            image = composite(background, canvas, known, self.feather_px, self.match_px)
-        key = np.where(known[..., None], canvas, 0).astype(np.uint8)
-        return Reconstruction(image, key, known, prompt, link, outcomes, clock.timings, self.inpainter.name,
-                              context_reused=context is not None, symbols_saved=saved,
+            for front in fronts:
+                with front.clock.stage("inpaint"):
+                    front.background = self.inpainter(front.prompt, front.canvas, front.known)
+        for front in fronts:
+            self._remember(front.frame.header.stream_id, front.prompt, front.background, front.known)
+
+    def _finish(self, front: "_Front") -> Reconstruction:
+        with front.clock.stage("composite"):
+            image = composite(front.background, front.canvas, front.known, self.feather_px, self.match_px)
+        key = np.where(front.known[..., None], front.canvas, 0).astype(np.uint8)
+        return Reconstruction(image, key, front.known, front.prompt, front.link, front.outcomes, front.clock.timings,
+                              self.inpainter.name, context_reused=front.context_reused,
+                              symbols_saved=front.symbols_saved,
                               inpainter_settings={k: str(v) for k, v in self.inpainter.settings.items()})
 
     def _estimate(self, frame: Frame, pattern: PilotPattern, key_codec: KeyCodec) -> LinkReport:

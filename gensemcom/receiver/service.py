@@ -71,24 +71,13 @@ def _with_alpha(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.dstack([rgb, mask.astype(np.uint8) * 255])
 
 
-def decode_each(receiver: Receiver, frames: list[Frame]) -> list[Reconstruction | Exception]:
-    """A batch for the worker: each frame's reconstruction, or the exception that frame alone raised."""
-    out: list[Reconstruction | Exception] = []
-    for frame in frames:
-        try:
-            out.append(receiver.decode(frame))
-        except Exception as exc:  # noqa: BLE001 - handed back to that frame's caller only
-            out.append(exc)
-    return out
-
-
 class ReceiverService(pb_grpc.ReceiverServicer):
     """Decode requests from many gRPC threads queue for one worker (the GPU's), bounded by ``max_queue``."""
 
     def __init__(self, receiver: Receiver, max_batch: int = 8, max_wait_s: float = 0.005, max_queue: int = 32) -> None:
         self.receiver = receiver
         self.batcher: Batcher[Frame, Reconstruction | Exception] = Batcher(
-            lambda frames: decode_each(receiver, frames), max_batch, max_wait_s, max_queue, name="receiver-worker"
+            receiver.decode_batch, max_batch, max_wait_s, max_queue, name="receiver-worker"
         )
 
     def close(self) -> None:
