@@ -260,6 +260,12 @@ def _run_sub_app(module: str, ctx: typer.Context, prog: str) -> None:
     typer.main.get_command(sub_app)(args=ctx.args or ["--help"], prog_name=prog)
 
 
+@app.command("jscc", **_PASS_THROUGH)
+def jscc(ctx: typer.Context) -> None:
+    """The DeepJSCC key-region codec: train, and evaluate on Kodak (`semcom jscc eval --help`)."""
+    _run_sub_app("gensemcom.shared.jscc.cli", ctx, "semcom jscc")
+
+
 @app.command("captioner", **_PASS_THROUGH)
 def captioner(ctx: typer.Context) -> None:
     """The BLIP captioner: QLoRA fine-tuning with the paper's losses (`semcom captioner finetune --help`)."""

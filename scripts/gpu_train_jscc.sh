@@ -24,11 +24,16 @@ data=.gpudata/bsds500
 kodak=.gpudata/kodak24
 name=deepjscc-afgdn
 weights=.gpudata/weights/$name.safetensors
-train=(python3 -m gensemcom.shared.jscc.train --data "$data" --compile --name "$name" --version "${VERSION:-1}"
-  --weights-out "$weights")
+jscc=(python3 -m gensemcom.shared.jscc.cli)  # = semcom jscc
+train=("${jscc[@]}" train --data "$data" --compile --name "$name" --version "${VERSION:-1}" --weights-out "$weights")
 
+# The weights' own eval JSON: PSNR only, the SNR grid and fades of the model card (the full Kodak
+# report with MS-SSIM and the digital reference is docs/jscc/kodak.json, made on a CPU), then the
+# encode/decode speed of the exported weights on this GPU.
 evaluate() {
-  python3 -m gensemcom.shared.jscc.evaluate --weights "$weights" --kodak "$kodak" --out "$out/$name.eval.json" "$@"
+  "${jscc[@]}" eval --weights "$weights" --kodak "$kodak" --out "$out/$name.eval.json" --snrs 1,4,7,10,13,16,19 \
+    --rayleigh-draws 4 --no-ms-ssim --digital-rates "" "$@"
+  python3 bench/jscc.py --device cuda --out "$out/bench-jscc-cuda.json"
 }
 
 keep_for_next_run() {
@@ -39,13 +44,13 @@ keep_for_next_run() {
 case "$mode" in
   smoke)
     nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm --format=csv
-    python3 -c "import torch, safetensors; print('torch', torch.__version__, 'safetensors', safetensors.__version__)"
+    python3 -c "import torch, safetensors, typer, tqdm; print('torch', torch.__version__, 'safetensors', safetensors.__version__)"
     "${train[@]}" --out /tmp/compiled64 --batch 64 --steps 160 --warmup 10 --log-every 40 --checkpoint-every-s 1e9
     ls -la /tmp/compiled64/checkpoint
-    python3 -m gensemcom.shared.jscc.train --data "$data" --out /tmp/resumed --batch 64 --resume /tmp/compiled64/checkpoint \
+    "${jscc[@]}" train --data "$data" --out /tmp/resumed --batch 64 --resume /tmp/compiled64/checkpoint \
       --new-cycle --steps 20 --warmup 5 --log-every 10
     cp /tmp/compiled64/train_log.csv /tmp/compiled64/summary.json "$out/"
-    evaluate --rayleigh-draws 4
+    evaluate
     ;;
   train)
     steps=${2:?STEPS}; budget=${3:?BUDGET_S}

@@ -8,6 +8,8 @@ import pytest
 
 @pytest.mark.parametrize("argv, expect", [
     (["captioner", "finetune", "--help"], "--data"),
+    (["jscc", "eval", "--help"], "--kodak"),
+    (["jscc", "train", "--help"], "--steps"),
     (["transmitter", "serve", "--help"], "--key-codec"),
     (["receiver", "serve", "--help"], "--estimator"),
     (["channel", "serve", "--help"], "--attach-truth"),

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from typer.testing import CliRunner
 
 from gensemcom.shared.jscc import (
     STRIDE,
@@ -23,22 +24,22 @@ from gensemcom.shared.jscc import (
 )
 from gensemcom.shared.jscc.data import GpuImageBank, read_folder, read_rgb
 from gensemcom.shared.jscc.evaluate import crop, noiseless_crop_psnr, psnr_8bit, to_tensor, transmit
+from gensemcom.shared.jscc.cli import app
 from gensemcom.shared.jscc.layers import BlockFadingChannel
 from gensemcom.shared.jscc.train import (
     Progress,
     batch_loss,
     build_optimizer,
     learning_rate,
+    TrainSettings,
     load_checkpoint,
-    main,
-    parse_args,
     sample_batch,
 )
 from gensemcom.shared.jscc.zoo import PRETRAINED, WEIGHTS_DIR
 from gensemcom.shared.paths import shared_data_dir
 
 TINY = JsccConfig(channels=8, latent_channels=16, rates=(4, 8, 16))
-TINY_ARGS = ["--channels", "8", "--latent-channels", "16", "--rates", "4", "8", "16"]
+TINY_ARGS = ["--channels", "8", "--latent-channels", "16", "--rates", "4,8,16"]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -200,8 +201,7 @@ def test_crops_are_flipped_or_transposed_windows_of_the_photos() -> None:
 
 
 def test_learning_rate_warms_up_then_decays_to_the_floor(tmp_path: Path) -> None:
-    paths = ["--data", str(tmp_path), "--out", str(tmp_path)]
-    settings = parse_args([*paths, "--steps", "100", "--warmup", "10", "--lr", "1e-3", "--min-lr", "1e-5"])
+    settings = TrainSettings(data=tmp_path, out=tmp_path, steps=100, warmup=10, lr=1e-3, min_lr=1e-5)
     rates = [learning_rate(Progress(step, 0, 100), settings) for step in range(101)]
     assert rates[0] == pytest.approx(1e-4) and rates[9] == pytest.approx(1e-3)
     assert all(a >= b for a, b in zip(rates[9:], rates[10:], strict=False))
@@ -211,8 +211,7 @@ def test_learning_rate_warms_up_then_decays_to_the_floor(tmp_path: Path) -> None
 def test_a_few_cpu_training_steps_lower_the_loss(tmp_path: Path) -> None:
     photos = read_folder(shared_data_dir() / "train" / "bsds500", limit=4)
     bank = GpuImageBank.from_arrays(photos, "cpu")
-    paths = ["--data", str(tmp_path), "--out", str(tmp_path)]
-    settings = parse_args([*paths, "--steps", "40", "--batch", "8", "--crop", "32", "--lr", "3e-3", "--device", "cpu", *TINY_ARGS])
+    settings = TrainSettings(data=tmp_path, out=tmp_path, steps=40, batch=8, crop=32, lr=3e-3, config=TINY)
     torch.manual_seed(0)
     model = DeepJSCC(settings.config)
     optimizer = build_optimizer(model, settings)
@@ -240,14 +239,16 @@ def test_training_resumes_from_its_checkpoint(tmp_path: Path) -> None:
         Image.fromarray(photo).save(data / f"{index}.png")
     common = ["--data", str(data), "--out", str(tmp_path / "run"), "--batch", "2", "--crop", "32", "--device", "cpu"]
     common += ["--log-every", "2", *TINY_ARGS]
-    assert main([*common, "--steps", "6", "--time-budget-s", "0"]) == 0  # stops at the first log point
+    train = CliRunner().invoke(app, ["train", *common, "--steps", "6", "--time-budget-s", "0"])  # stops at the first log point
+    assert train.exit_code == 0, train.output
     first = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert first["progress"]["step"] == 2 and not first["cycle_complete"]
     model = DeepJSCC(TINY)
-    optimizer = build_optimizer(model, parse_args([*common, "--steps", "6"]))
+    optimizer = build_optimizer(model, TrainSettings(data=data, out=tmp_path / "run", steps=6, config=TINY))
     restored = load_checkpoint(tmp_path / "run" / "checkpoint", model, optimizer, torch.Generator())
     assert restored == Progress(step=2, cycle_start=0, cycle_steps=6)
-    assert main([*common, "--resume", str(tmp_path / "run" / "checkpoint")]) == 0
+    resumed = CliRunner().invoke(app, ["train", *common, "--resume", str(tmp_path / "run" / "checkpoint")])
+    assert resumed.exit_code == 0, resumed.output
     second = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert second["progress"] == {"step": 6, "cycle_start": 0, "cycle_steps": 6} and second["cycle_complete"]
     log = (tmp_path / "run" / "train_log.csv").read_text().splitlines()

@@ -1,32 +1,37 @@
-"""Evaluate a DeepJSCC weights file on Kodak24: PSNR vs SNR for AWGN and block Rayleigh at every rate.
+"""Evaluate a DeepJSCC model on Kodak: PSNR, MS-SSIM and LPIPS vs SNR, AWGN and block Rayleigh, every rate.
 
-``python -m gensemcom.shared.jscc.evaluate --weights W --kodak DIR --out eval.json``.
-Images go through the deployed path (``encode`` → channel → ``decode``) at full size.
-The JSON also stores a noise-free PSNR on one fixed crop, which the CPU tests recompute
-from the shipped weights: it ties the shipped file to its published numbers.
+Images go through the deployed path (``encode`` → channel → ``decode``) at full size and are
+scored as delivered: rounded to 8 bits. The encoder sees only the average SNR, so one encoding
+per image, rate and SNR serves the AWGN decode and every Rayleigh draw. The report also keeps a
+noise-free PSNR on one fixed crop, which the CPU tests recompute from the shipped weights: it
+ties a weights file to its published numbers. ``semcom jscc eval`` is the command line.
 """
 
-import argparse
-import json
 import math
 import time
+import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
+from tqdm import tqdm
 
 from gensemcom.shared.jscc.data import image_files, read_rgb
-from gensemcom.shared.jscc.models import DeepJSCC, cbr
-from gensemcom.shared.jscc.train import default_device
-from gensemcom.shared.jscc.zoo import load_weights
+from gensemcom.shared.jscc.models import DeepJSCC, JsccSymbols, cbr
 
-EVAL_SNRS_DB = (1.0, 4.0, 7.0, 10.0, 13.0, 16.0, 19.0)
+#: 0–20 dB, keeping SwinJSCC's 1/4/7/10/13 dB; 16 and 19 dB are left out to fit 40 CPU minutes.
+EVAL_SNRS_DB = (0.0, 1.0, 4.0, 7.0, 10.0, 13.0, 20.0)
 #: SwinJSCC (Yang et al., 2024), Kodak, AWGN, CBR 1/12: PSNR in dB by SNR in dB.
 SWINJSCC_KODAK_AWGN_CBR_1_12 = {1: 30.35, 4: 31.98, 7: 33.34, 10: 34.41, 13: 35.19}
 #: The test crop: image, and (top, left, height, width).
 REFERENCE_CROP = ("kodim23.png", (192, 320, 128, 128))
+#: torchvision's ImageNet AlexNet, the LPIPS backbone; its file name in torch's hub cache.
+ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
+#: Layers of torchvision's ``alexnet().features`` in each of LPIPS's five slices.
+_LPIPS_SLICES = (range(0, 2), range(2, 5), range(5, 8), range(8, 10), range(10, 12))
 
 
 def to_tensor(array: np.ndarray, device: torch.device | str) -> Tensor:
@@ -34,11 +39,115 @@ def to_tensor(array: np.ndarray, device: torch.device | str) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)[None].float().div(255.0).to(device)
 
 
+def to_8bit(image: Tensor) -> Tensor:
+    """The image as it would be delivered: rounded to 8 bits (still float in [0, 1])."""
+    return image.clamp(0.0, 1.0).mul(255.0).round().div(255.0)
+
+
 def psnr_8bit(output: Tensor, reference: Tensor) -> Tensor:
-    """Per-image PSNR (dB) of the output rounded to 8 bits, as it would be delivered."""
-    delivered = output.mul(255.0).round().div(255.0)
-    mse = (delivered - reference).square().flatten(1).mean(dim=1)
+    """Per-image PSNR (dB) of the output rounded to 8 bits."""
+    mse = (to_8bit(output) - reference).square().flatten(1).mean(dim=1)
     return 10.0 * torch.log10(1.0 / mse)
+
+
+def ms_ssim_8bit(output: Tensor, reference: Tensor) -> Tensor:
+    """Per-image MS-SSIM of the 8-bit output (5 scales, 11×11 Gaussian window, σ = 1.5, range 1).
+
+    Negative contrast-structure terms are clipped at zero ("relu"), as in pytorch_msssim, the
+    implementation most DeepJSCC papers report with. Needs images of at least 161 pixels a side.
+    torchmetrics is imported here, so a PSNR-only sweep runs where it is not installed.
+    """
+    from torchmetrics.functional.image import multiscale_structural_similarity_index_measure  # only when asked for
+
+    if min(output.shape[-2:]) < 161:
+        raise ValueError(f"MS-SSIM needs images of at least 161×161 pixels, got {tuple(output.shape[-2:])}")
+    return multiscale_structural_similarity_index_measure(
+        to_8bit(output), reference, data_range=1.0, reduction="none", normalize="relu"
+    )
+
+
+def default_lpips_backbone() -> Path | None:
+    """torchvision's cached AlexNet weights, if this machine has downloaded them once; else None."""
+    path = Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_FILE
+    return path if path.is_file() else None
+
+
+class Lpips:
+    """LPIPS v0.1 with the AlexNet backbone, built from local files only.
+
+    The ``lpips`` package would download the backbone through torchvision; this loads
+    torchvision's ``alexnet-owt-7be5be79.pth`` (state dict with ``features.N.*`` keys) from
+    ``backbone`` and the linear heads (``lpips_v0.1/alex.pth``) from ``heads``, so it works
+    offline once both files are present.
+    """
+
+    def __init__(self, backbone: Path, heads: Path, device: torch.device | str = "cpu") -> None:
+        import lpips
+
+        for name, path in (("backbone", backbone), ("heads", heads)):
+            if not Path(path).is_file():
+                raise ValueError(f"LPIPS {name} weights file {path} does not exist")
+        with warnings.catch_warnings():  # lpips asks torchvision for an untrained AlexNet the deprecated way
+            warnings.simplefilter("ignore", UserWarning)
+            self.model = lpips.LPIPS(net="alex", version="0.1", pnet_rand=True, model_path=str(heads), verbose=False)
+        features = torch.load(backbone, map_location="cpu", weights_only=True)
+        state = {}
+        for number, layers in enumerate(_LPIPS_SLICES, start=1):
+            for layer in layers:
+                for key in ("weight", "bias"):
+                    source = f"features.{layer}.{key}"
+                    if source in features:
+                        state[f"slice{number}.{layer}.{key}"] = features[source]
+        expected = {k for k in self.model.net.state_dict()}
+        if set(state) != expected:
+            missing = sorted(expected - set(state))[:4]
+            raise ValueError(f"{backbone} is not torchvision AlexNet weights: missing {missing}")
+        self.model.net.load_state_dict(state)
+        self.model = self.model.eval().requires_grad_(False).to(device)
+
+    @torch.no_grad()
+    def __call__(self, output: Tensor, reference: Tensor) -> Tensor:
+        """Per-image LPIPS distance of the 8-bit output (0 = identical; lower is better)."""
+        return self.model(to_8bit(output), reference, normalize=True).flatten()
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """What the Kodak sweep covers; recorded in its report.
+
+    ``rayleigh_rates``: the rates also sent over block Rayleigh (None: every rate), each
+    image with ``rayleigh_draws`` independent fades per SNR. ``lpips_backbone``: torchvision's
+    AlexNet weights; without them LPIPS is not computed (they cannot be downloaded offline).
+    """
+
+    snrs_db: tuple[float, ...] = EVAL_SNRS_DB
+    rayleigh_draws: int = 1
+    rayleigh_rates: tuple[int, ...] | None = None
+    ms_ssim: bool = True
+    lpips_backbone: Path | None = None
+    lpips_heads: Path | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.snrs_db or not all(math.isfinite(s) for s in self.snrs_db):
+            raise ValueError(f"need at least one finite SNR, got {self.snrs_db}")
+        if self.rayleigh_draws < 0:
+            raise ValueError(f"rayleigh_draws must be >= 0, got {self.rayleigh_draws}")
+        if self.lpips_backbone is not None and self.lpips_heads is None:
+            raise ValueError("LPIPS needs the linear heads file (lpips_v0.1/alex.pth) besides the backbone")
+
+
+@torch.no_grad()
+def receive(
+    model: DeepJSCC, code: JsccSymbols, snr_db: float, rayleigh: bool, draws: int, generator: torch.Generator
+) -> Tensor:
+    """Send the symbols of one image ``draws`` times through the channel and decode each copy."""
+    device = code.symbols.device
+    snr = torch.full((draws,), snr_db, device=device)
+    fading = torch.full((draws,), rayleigh, device=device)
+    received, effective_snr_db = model.channel(code.symbols.expand(draws, -1), snr, fading, generator)
+    copies = JsccSymbols(received, code.rate, code.image_size, code.positions)
+    return model.decode(copies, effective_snr_db)
 
 
 @torch.no_grad()
@@ -65,97 +174,91 @@ def crop(image: Tensor, box: Sequence[int]) -> Tensor:
     return image[..., top : top + height, left : left + width]
 
 
+def _rounded(values: Tensor) -> list[float]:
+    return [round(float(v), 4) for v in values]
+
+
 @torch.no_grad()
-def evaluate(
-    model: DeepJSCC,
-    kodak: Path,
-    snrs_db: Sequence[float] = EVAL_SNRS_DB,
-    rayleigh_draws: int = 4,
-    seed: int = 0,
-) -> dict[str, object]:
-    """Mean PSNR over the images of ``kodak`` (and over fading draws) per channel, rate and SNR."""
+def evaluate(model: DeepJSCC, kodak: Path, settings: EvalSettings = EvalSettings(), progress: bool = True) -> dict:
+    """Mean metrics over the images of ``kodak`` (and over fading draws) per channel, rate and SNR.
+
+    Returns a JSON-ready dict: ``psnr``, ``ms_ssim`` and ``lpips`` are each
+    ``{channel: {rate: [value per SNR]}}`` (``None`` when not computed).
+    """
+    rates = model.config.rates
+    rayleigh_rates = rates if settings.rayleigh_rates is None else settings.rayleigh_rates
+    for rate in rayleigh_rates:
+        if rate not in rates:
+            raise ValueError(f"Rayleigh rate {rate} is not one of this model's rates {rates}")
     device = next(model.parameters()).device
-    generator = torch.Generator(device).manual_seed(seed)
-    images = [to_tensor(read_rgb(path), device) for path in image_files(kodak)]
-    results: dict[str, dict[str, list[float]]] = {"awgn": {}, "rayleigh": {}}
-    started = time.perf_counter()
-    for rate in model.config.rates:
-        for channel, draws in (("awgn", 1), ("rayleigh", rayleigh_draws)):
-            snr = torch.tensor(snrs_db, device=device).repeat(draws)
-            total = torch.zeros(len(snrs_db), device=device)
-            for image in images:
-                output = transmit(model, image, snr, rate, channel == "rayleigh", generator)
-                total += psnr_8bit(output, image).view(draws, -1).mean(dim=0)
-            results[channel][str(rate)] = [round(float(v), 3) for v in total / len(images)]
-    sweep_s = time.perf_counter() - started
-    name, box = REFERENCE_CROP
-    reference = crop(to_tensor(read_rgb(kodak / name), device), box)
-    return {
-        "images": len(images),
-        "metric": "PSNR (dB) of the 8-bit output, mean over images (and over fading draws)",
-        "snr_db": list(snrs_db),
-        "rayleigh_draws": rayleigh_draws,
-        "cbr": {str(rate): cbr(rate) for rate in model.config.rates},
-        "psnr": results,
-        "swinjscc_kodak_awgn_cbr_1_12": {str(k): v for k, v in SWINJSCC_KODAK_AWGN_CBR_1_12.items()},
-        "noiseless_crop": {
-            "image": name,
-            "box_top_left_height_width": list(box),
-            "psnr": {str(rate): round(noiseless_crop_psnr(model, reference, rate), 3) for rate in model.config.rates},
-        },
-        "sweep_s": round(sweep_s, 1),
+    generator = torch.Generator(device).manual_seed(settings.seed)
+    files = image_files(kodak)
+    metrics = {"psnr": psnr_8bit}
+    if settings.ms_ssim:
+        metrics["ms_ssim"] = ms_ssim_8bit
+    if settings.lpips_backbone is not None:
+        metrics["lpips"] = Lpips(settings.lpips_backbone, settings.lpips_heads, device)
+    channels = {"awgn": (rates, 1), "rayleigh": (rayleigh_rates, settings.rayleigh_draws)}
+    channels = {name: spec for name, spec in channels.items() if spec[0] and spec[1]}
+    n_snr = len(settings.snrs_db)
+    totals = {
+        metric: {channel: {rate: torch.zeros(n_snr) for rate in spec[0]} for channel, spec in channels.items()}
+        for metric in metrics
     }
-
-
-@torch.no_grad()
-def time_codec(model: DeepJSCC, size: tuple[int, int] = (512, 768), repeats: int = 20) -> float:
-    """Median milliseconds to encode and decode one image of ``size`` (noise-free), after warm-up."""
-    device = next(model.parameters()).device
-    image = torch.rand(1, 3, *size, device=device)
-    times = []
-    for index in range(repeats + 3):
-        if device.type != "cpu":
-            torch.accelerator.synchronize()
-        start = time.perf_counter()
-        model.decode(model.encode(image, 10.0, model.config.rates[0]), 10.0)
-        if device.type != "cpu":
-            torch.accelerator.synchronize()
-        if index >= 3:
-            times.append(time.perf_counter() - start)
-    return 1000.0 * float(np.median(times))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point for ``semcom jscc eval``: writes the JSON and prints the AWGN table."""
-    parser = argparse.ArgumentParser(prog="semcom jscc eval", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--weights", type=Path, required=True)
-    parser.add_argument("--kodak", type=Path, required=True, help="folder with kodim01.png … kodim24.png")
-    parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
-    parser.add_argument("--device", default=default_device())
-    parser.add_argument("--rayleigh-draws", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
-    model = load_weights(args.weights, args.device)
+    started, started_cpu = time.perf_counter(), time.process_time()
+    bar = tqdm(total=len(files) * len(rates) * n_snr, desc="DeepJSCC on Kodak", unit="encode", disable=not progress)
+    for path in files:
+        image = to_tensor(read_rgb(path), device).contiguous(memory_format=torch.channels_last)
+        for rate in rates:
+            for index, snr_db in enumerate(settings.snrs_db):
+                code = model.encode(image, snr_db, rate)
+                for channel, (channel_rates, draws) in channels.items():
+                    if rate not in channel_rates:
+                        continue
+                    outputs = receive(model, code, snr_db, channel == "rayleigh", draws, generator)
+                    reference = image.expand_as(outputs)
+                    for name, metric in metrics.items():
+                        totals[name][channel][rate][index] += float(metric(outputs, reference).mean())
+                bar.update()
+    bar.close()
+    sweep_s, sweep_cpu_s = time.perf_counter() - started, time.process_time() - started_cpu
     report = {
-        "model": model.name,
-        "version": model.version,
-        "weights_file": args.weights.name,
-        "weights_tensors_sha256": model.digest,
-        "device": torch.cuda.get_device_name() if torch.device(args.device).type == "cuda" else args.device,
-        **evaluate(model, args.kodak, rayleigh_draws=args.rayleigh_draws, seed=args.seed),
-        "encode_decode_ms_768x512_fp32": round(time_codec(model), 2),
+        metric: {
+            channel: {str(rate): _rounded(values / len(files)) for rate, values in by_rate.items()}
+            for channel, by_rate in by_channel.items()
+        }
+        for metric, by_channel in totals.items()
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
-    for channel in ("awgn", "rayleigh"):
-        print(f"{channel:8s} SNR " + " ".join(f"{s:6.0f}" for s in report["snr_db"]))
-        for rate, values in report["psnr"][channel].items():
-            print(f"  rate {rate:>3s}     " + " ".join(f"{v:6.2f}" for v in values))
-    print("noiseless crop", report["noiseless_crop"]["psnr"], "codec ms", report["encode_decode_ms_768x512_fp32"])
-    return 0
+    return {
+        "images": len(files),
+        "image_files": [path.name for path in files],
+        "metric": "of the 8-bit output, mean over images (and over fading draws)",
+        "snr_db": list(settings.snrs_db),
+        "rayleigh_draws": settings.rayleigh_draws,
+        "rayleigh_rates": [int(r) for r in rayleigh_rates],
+        "cbr": {str(rate): cbr(rate) for rate in rates},
+        "psnr": report["psnr"],
+        "ms_ssim": report.get("ms_ssim"),
+        "ms_ssim_definition": "torchmetrics 5-scale MS-SSIM, 11x11 Gaussian (sigma 1.5), data range 1, relu on cs",
+        "lpips": report.get("lpips"),
+        "lpips_definition": "LPIPS v0.1, AlexNet backbone (torchvision ImageNet weights), full-size images",
+        "swinjscc_kodak_awgn_cbr_1_12": {str(k): v for k, v in SWINJSCC_KODAK_AWGN_CBR_1_12.items()},
+        "sweep_s": round(sweep_s, 1),
+        "sweep_cpu_s": round(sweep_cpu_s, 1),
+    }
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+@torch.no_grad()
+def noiseless_crop_report(model: DeepJSCC, kodak: Path) -> dict:
+    """The noise-free PSNR of :data:`REFERENCE_CROP` at every rate, which the tests recompute."""
+    device = next(model.parameters()).device
+    name, box = REFERENCE_CROP
+    path = kodak / name
+    if not path.is_file():
+        raise ValueError(f"the reference crop's image {path} is missing")
+    reference = crop(to_tensor(read_rgb(path), device), box)
+    return {
+        "image": name,
+        "box_top_left_height_width": list(box),
+        "psnr": {str(rate): round(noiseless_crop_psnr(model, reference, rate), 3) for rate in model.config.rates},
+    }

@@ -1,7 +1,7 @@
 """Train the DeepJSCC codec with the channel in the loop; resumable across short GPU sessions.
 
-One script, CompressAI style: ``python -m gensemcom.shared.jscc.train --data DIR --out DIR
---steps N``. Each batch mixes rates, SNRs (uniform over a range, per image), AWGN and
+``semcom jscc train --data DIR --out DIR --steps N`` (:mod:`.cli`) builds the
+:class:`TrainSettings` and calls :func:`train`. Each batch mixes rates, SNRs (uniform over a range, per image), AWGN and
 block Rayleigh, and some key-region masks, so one model learns all of them. The
 learning rate follows a cosine cycle of ``--steps`` steps; ``--resume`` continues a cycle
 exactly where a checkpoint left it, ``--new-cycle`` starts a fresh cycle from its weights,
@@ -13,13 +13,11 @@ to 16 MiB each, so a checkpoint is a folder of safetensors shards under that siz
 seconds and at the end, next to a CSV log and a JSON summary.
 """
 
-import argparse
 import csv
 import json
 import math
 import shutil
 import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -70,6 +68,14 @@ class TrainSettings:
     name: str = "deepjscc-afgdn"
     version: str = "1"
     config: JsccConfig = JsccConfig()
+
+    def __post_init__(self) -> None:
+        if self.steps is None and (self.resume is None or self.new_cycle):
+            raise ValueError("steps is required for a fresh run or a new cycle")
+        if self.resume is not None and self.init_weights is not None:
+            raise ValueError("resume and init_weights exclude each other")
+        if self.crop % STRIDE:
+            raise ValueError(f"crop must be a multiple of {STRIDE}, got {self.crop}")
 
 
 @dataclass
@@ -259,82 +265,6 @@ def export_checkpoint(folder: Path, path: Path, name: str, version: str) -> None
 
 
 # -- the run -----------------------------------------------------------------------------
-def parse_args(argv: Sequence[str] | None) -> TrainSettings:
-    parser = argparse.ArgumentParser(prog="semcom jscc train", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, required=True, help="folder of training photos")
-    parser.add_argument("--out", type=Path, required=True, help="folder for checkpoint, log and summary")
-    parser.add_argument("--steps", type=int, help="length of the cosine cycle (required unless resuming)")
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--crop", type=int, default=256)
-    parser.add_argument("--lr", type=float, default=3e-4)
-    parser.add_argument("--min-lr", type=float, default=1e-5)
-    parser.add_argument("--warmup", type=int, default=300)
-    parser.add_argument("--weight-decay", type=float, default=1e-4)
-    parser.add_argument("--snr-range-db", type=float, nargs=2, default=(0.0, 20.0))
-    parser.add_argument("--rayleigh-fraction", type=float, default=0.5)
-    parser.add_argument("--masked-fraction", type=float, default=0.25)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default=default_device())
-    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None, help="default: on unless CPU")
-    parser.add_argument("--compile", action="store_true", help="torch.compile encoder and decoder")
-    parser.add_argument(
-        "--channels-last", action=argparse.BooleanOptionalAction, default=None, help="NHWC layout; default: on unless CPU"
-    )
-    parser.add_argument("--resume", type=Path, help="checkpoint folder to continue from")
-    parser.add_argument("--new-cycle", action="store_true", help="with --resume: start a new cosine cycle of --steps")
-    parser.add_argument(
-        "--init-weights",
-        type=Path,
-        help="start a cycle from a shipped weights file with a fresh optimizer (when the checkpoint cannot travel)",
-    )
-    parser.add_argument("--time-budget-s", type=float, help="stop (with a checkpoint) after this many seconds")
-    parser.add_argument("--checkpoint-every-s", type=float, default=120.0)
-    parser.add_argument("--log-every", type=int, default=50)
-    parser.add_argument("--weights-out", type=Path, help="also export the final model as fp16 weights here")
-    parser.add_argument("--name", default="deepjscc-afgdn", help="model name stored in the weights file")
-    parser.add_argument("--version", default="1", help="model version stored in the weights file")
-    parser.add_argument("--channels", type=int, default=JsccConfig.channels)
-    parser.add_argument("--latent-channels", type=int, default=JsccConfig.latent_channels)
-    parser.add_argument("--rates", type=int, nargs="+", default=list(JsccConfig.rates))
-    args = parser.parse_args(argv)
-    if args.steps is None and (args.resume is None or args.new_cycle):
-        parser.error("--steps is required for a fresh run or a new cycle")
-    if args.resume is not None and args.init_weights is not None:
-        parser.error("--resume and --init-weights exclude each other")
-    if args.crop % STRIDE:
-        parser.error(f"--crop must be a multiple of {STRIDE}")
-    return TrainSettings(
-        data=args.data,
-        out=args.out,
-        steps=args.steps,
-        batch=args.batch,
-        crop=args.crop,
-        lr=args.lr,
-        min_lr=args.min_lr,
-        warmup=args.warmup,
-        weight_decay=args.weight_decay,
-        snr_min_db=args.snr_range_db[0],
-        snr_max_db=args.snr_range_db[1],
-        rayleigh_fraction=args.rayleigh_fraction,
-        masked_fraction=args.masked_fraction,
-        seed=args.seed,
-        device=args.device,
-        bf16=torch.device(args.device).type != "cpu" if args.bf16 is None else args.bf16,
-        compile=args.compile,
-        channels_last=torch.device(args.device).type != "cpu" if args.channels_last is None else args.channels_last,
-        resume=args.resume,
-        init_weights=args.init_weights,
-        new_cycle=args.new_cycle,
-        time_budget_s=args.time_budget_s,
-        checkpoint_every_s=args.checkpoint_every_s,
-        log_every=args.log_every,
-        weights_out=args.weights_out,
-        name=args.name,
-        version=args.version,
-        config=JsccConfig(args.channels, args.latent_channels, tuple(args.rates)),
-    )
-
-
 def train(settings: TrainSettings) -> dict[str, object]:
     """Run (or continue) training; returns the summary that is also written to ``out/summary.json``."""
     started = time.perf_counter()
@@ -442,13 +372,3 @@ def train(settings: TrainSettings) -> dict[str, object]:
     (settings.out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point for ``semcom jscc train``; prints the summary."""
-    summary = train(parse_args(argv))
-    print(json.dumps({k: v for k, v in summary.items() if k != "settings"}, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
