@@ -18,6 +18,17 @@ from gensemcom.shared.pb import semcom_pb2_grpc as pb_grpc
 DATA = shared_data_dir()
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Small tensors: one torch thread avoids oversubscribing a busy 2-core machine (8× slower seen)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     if not (DATA / "kodak24").is_dir():

@@ -266,3 +266,55 @@ def test_the_receiver_service_runs_the_diffusion_backend_and_reports_its_setting
     assert delivery.inpainter.startswith("diffusion") and delivery.inpainter_settings["steps"] == "2"
     with pytest.raises(ValueError, match="inpaint-model"):
         build_receiver(ReceiverSettings(inpainter="diffusion"))
+
+
+def test_a_batch_runs_one_pipeline_call_per_working_size_and_matches_single_calls_in_order(model_dir, monkeypatch):
+    """Per-frame generators draw each frame's noise as a single call does; batched sums round differently (±1)."""
+    inpainter = DiffusionInpainter(model_dir, scheduler="euler-a", steps=2, negative_prompt="blurry", device="cpu")
+    small, large = frame(), frame(100, 150)  # working sizes 48×64 and 40×64
+    items = [(PROMPT, *small), (None, *large), ("a beach", 255 - small[0], small[1])]
+    seeds = [5, 6, 7]
+    singles = [inpainter(prompt, canvas, known, seed=seed) for (prompt, canvas, known), seed in zip(items, seeds)]
+    calls = []
+    run = StableDiffusionInpaintPipeline.__call__
+
+    def spy(self, **kwargs):
+        calls.append(kwargs)
+        return run(self, **kwargs)
+
+    monkeypatch.setattr(StableDiffusionInpaintPipeline, "__call__", spy)
+    batch = inpainter.inpaint_batch(items, seeds)
+    assert [(c["height"], c["width"]) for c in calls] == [(48, 64), (40, 64)]
+    assert calls[0]["prompt"] == [PROMPT, "a beach"] and calls[0]["negative_prompt"] == ["blurry", "blurry"]
+    assert len(calls[0]["generator"]) == len(calls[0]["image"]) == len(calls[0]["mask_image"]) == 2
+    assert calls[1]["prompt"] == ""  # a group of one goes in as a single call does
+    assert [b.shape for b in batch] == [s.shape for s in singles] == [(H, W, 3), (100, 150, 3), (H, W, 3)]
+    for single, batched in zip(singles, batch):
+        assert np.allclose(single, batched, rtol=0, atol=1)
+    assert not np.allclose(singles[0], singles[2], rtol=0, atol=1)  # so the order is checked
+
+    calls.clear()
+    assert all(np.array_equal(a, b) for a, b in zip(singles, inpainter.inpaint_batch(items, seeds, max_batch=1)))
+    assert len(calls) == 3  # max_batch bounds the frames per call; one frame per call is the single call exactly
+
+
+def test_an_unseeded_batch_seeds_each_frame_from_its_content_and_an_empty_batch_runs_nothing(inpainter, monkeypatch):
+    canvas, known = frame()
+    batch = inpainter.inpaint_batch([(PROMPT, canvas, known), (None, canvas, known)])
+    assert np.allclose(batch[0], inpainter(PROMPT, canvas, known), rtol=0, atol=1)
+    assert np.allclose(batch[1], inpainter(None, canvas, known), rtol=0, atol=1)
+    monkeypatch.setattr(StableDiffusionInpaintPipeline, "__call__", lambda self, **kwargs: pytest.fail("ran"))
+    assert inpainter.inpaint_batch([]) == []
+
+
+def test_a_bad_batch_is_refused_before_anything_runs(inpainter, monkeypatch):
+    monkeypatch.setattr(StableDiffusionInpaintPipeline, "__call__", lambda self, **kwargs: pytest.fail("ran"))
+    canvas, known = frame()
+    with pytest.raises(ValueError, match="2 seeds for 1 frames"):
+        inpainter.inpaint_batch([(None, canvas, known)], [1, 2])
+    with pytest.raises(ValueError, match="known must be"):
+        inpainter.inpaint_batch([(None, canvas, known), (None, canvas, known[:, :-1])])
+    with pytest.raises(ValueError, match="seed"):
+        inpainter.inpaint_batch([(None, canvas, known)], [-1])
+    with pytest.raises(ValueError, match="max_batch"):
+        inpainter.inpaint_batch([(None, canvas, known)], max_batch=0)

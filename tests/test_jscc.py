@@ -42,13 +42,7 @@ TINY = JsccConfig(channels=8, latent_channels=16, rates=(4, 8, 16))
 TINY_ARGS = ["--channels", "8", "--latent-channels", "16", "--rates", "4,8,16"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tensors are small: one thread avoids oversubscription on a busy machine (8× slower seen)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

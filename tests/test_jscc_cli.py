@@ -34,12 +34,7 @@ SIDE = 176  # MS-SSIM's five scales need at least 161 pixels a side
 LPIPS_HEADS = shared_data_dir() / "weights" / "lpips_v0.1" / "alex.pth"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
