@@ -8,7 +8,6 @@ import numpy as np
 import pillow_heif
 import pytest
 import torch
-import torchvision
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -23,6 +22,7 @@ from gensemcom.shared.jscc.digital import (
     max_payload_bytes,
     send_code_blocks,
 )
+from gensemcom.eval.metrics.backbones import load_features
 from gensemcom.shared.jscc.evaluate import Lpips, ms_ssim_8bit, to_tensor
 from gensemcom.shared.jscc.models import symbols_for_mask
 from gensemcom.shared.paths import shared_data_dir
@@ -31,7 +31,6 @@ from gensemcom.shared.phy.mcs import choose_mcs, mcs_from_index
 
 TINY = JsccConfig(channels=8, latent_channels=16, rates=(4, 8, 16))
 SIDE = 176  # MS-SSIM's five scales need at least 161 pixels a side
-LPIPS_HEADS = shared_data_dir() / "weights" / "lpips_v0.1" / "alex.pth"
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -53,16 +52,6 @@ def folder(photos: list[np.ndarray], tmp_path_factory: pytest.TempPathFactory) -
     return path
 
 
-@pytest.fixture(scope="module")
-def alexnet_features(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A randomly initialised torchvision AlexNet's ``features.*`` tensors in torchvision's file layout."""
-    torch.manual_seed(0)
-    state = {k: v for k, v in torchvision.models.alexnet().state_dict().items() if k.startswith("features.")}
-    path = tmp_path_factory.mktemp("alexnet") / "alexnet.pth"
-    torch.save(state, path)
-    return path
-
-
 # -- command line ---------------------------------------------------------------------------
 def test_help_lists_the_commands_and_their_options() -> None:
     runner = CliRunner()
@@ -74,7 +63,7 @@ def test_help_lists_the_commands_and_their_options() -> None:
         assert option in train.output
     evaluate = runner.invoke(app, ["eval", "--help"])
     assert evaluate.exit_code == 0
-    for option in ("--weights", "--kodak", "--snrs", "--rayleigh-draws", "--lpips-backbone", "--digital-rates"):
+    for option in ("--weights", "--kodak", "--snrs", "--rayleigh-draws", "--lpips", "--digital-rates"):
         assert option in evaluate.output
 
 
@@ -94,16 +83,14 @@ def test_eval_checks_the_digital_rate_before_the_sweep(folder: Path, tmp_path: P
     assert not (tmp_path / "r.json").exists()
 
 
-def test_eval_writes_every_metric_the_digital_reference_and_a_figure(
-    folder: Path, alexnet_features: Path, tmp_path: Path
-) -> None:
+def test_eval_writes_every_metric_the_digital_reference_and_a_figure(folder: Path, tmp_path: Path) -> None:
     torch.manual_seed(0)
     weights = tmp_path / "tiny.safetensors"
     save_weights(DeepJSCC(TINY), weights, "tiny", "1", dtype=torch.float32)
     out, figure = tmp_path / "report.json", tmp_path / "report.png"
     args = ["eval", "--weights", str(weights), "--kodak", str(folder), "--out", str(out), "--device", "cpu"]
     args += ["--snrs", "1,10", "--rayleigh-rates", "8", "--digital-rates", "16", "--code-blocks", "2"]
-    args += ["--lpips-backbone", str(alexnet_features), "--figure", str(figure)]
+    args += ["--figure", str(figure)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
@@ -133,16 +120,13 @@ def test_ms_ssim_is_one_for_identical_images_and_falls_with_noise(photos: list[n
         ms_ssim_8bit(image[..., :100, :100], image[..., :100, :100])
 
 
-def test_lpips_is_zero_for_identical_images_and_uses_the_backbone_file(
-    photos: list[np.ndarray], alexnet_features: Path
-) -> None:
-    metric = Lpips(alexnet_features, LPIPS_HEADS)
+def test_lpips_is_zero_for_identical_images_and_taps_torchvisions_alexnet(photos: list[np.ndarray]) -> None:
+    metric = Lpips("cpu")
     image = to_tensor(photos[0], "cpu")
     assert float(metric(image, image)) == pytest.approx(0.0, abs=1e-7)
     assert float(metric(to_tensor(photos[1], "cpu"), image)) > 0.05
     # Independent check of the layer mapping: LPIPS's five taps are torchvision's ReLUs 1, 4, 7, 9, 11.
-    features = torchvision.models.alexnet().features
-    features.load_state_dict({k.removeprefix("features."): v for k, v in torch.load(alexnet_features).items()})
+    features = load_features("alex")
     x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         taps = metric.model.net(x)
@@ -153,8 +137,6 @@ def test_lpips_is_zero_for_identical_images_and_uses_the_backbone_file(
                 expected.append(h)
     for tap, reference in zip(taps, expected, strict=True):
         torch.testing.assert_close(tap, reference)
-    with pytest.raises(ValueError, match="does not exist"):
-        Lpips(alexnet_features.with_name("absent.pth"), LPIPS_HEADS)
 
 
 # -- digital reference ----------------------------------------------------------------------

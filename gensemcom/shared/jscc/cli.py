@@ -18,7 +18,6 @@ from gensemcom.shared.jscc.evaluate import (
     EVAL_SNRS_DB,
     REFERENCE_CROP,
     EvalSettings,
-    default_lpips_backbone,
     evaluate,
     noiseless_crop_report,
 )
@@ -146,16 +145,7 @@ def eval_command(
         Optional[str], Option(help="comma-separated rates also sent over Rayleigh (default: every rate)")
     ] = None,
     ms_ssim: Annotated[bool, Option("--ms-ssim/--no-ms-ssim", help="also score MS-SSIM")] = True,
-    lpips_backbone: Annotated[
-        Optional[Path],
-        Option(
-            help="torchvision AlexNet weights (alexnet-owt-7be5be79.pth) for LPIPS (default: torch's hub cache "
-            "if it holds them; LPIPS is skipped without them: they cannot be downloaded offline)"
-        ),
-    ] = None,
-    lpips_heads: Annotated[
-        Optional[Path], Option(help="LPIPS v0.1 linear heads (default: shared data weights/lpips_v0.1/alex.pth)")
-    ] = None,
+    lpips: Annotated[bool, Option("--lpips/--no-lpips", help="also score LPIPS (AlexNet, shipped weights)")] = True,
     digital_rates: Annotated[
         str, Option(help="comma-separated rates that get the HEVC+LDPC digital reference ('' for none)")
     ] = "128",
@@ -174,14 +164,12 @@ def eval_command(
     digest = PRETRAINED[DEFAULT_MODEL].tensors_sha256 if weights == PRETRAINED[DEFAULT_MODEL].path else None
     model = load_weights(weights, _device(device), digest).to(memory_format=torch.channels_last)  # faster convolutions
     place = next(model.parameters()).device
-    backbone = lpips_backbone or default_lpips_backbone()
     settings = EvalSettings(
         snrs_db=_numbers(snrs, float),
         rayleigh_draws=rayleigh_draws,
         rayleigh_rates=None if rayleigh_rates is None else _numbers(rayleigh_rates, int),
         ms_ssim=ms_ssim,
-        lpips_backbone=backbone,
-        lpips_heads=lpips_heads or shared_data_dir() / "weights" / "lpips_v0.1" / "alex.pth",
+        lpips=lpips,
         seed=seed,
     )
     reference_rates = _numbers(digital_rates, int)
@@ -198,8 +186,6 @@ def eval_command(
         "torch_threads": torch.get_num_threads(),
         **evaluate(model, kodak, settings),
     }
-    if backbone is None:
-        report["lpips_skipped"] = "no torchvision AlexNet weights on this machine (they cannot be downloaded offline)"
     if (kodak / REFERENCE_CROP[0]).is_file():
         report["noiseless_crop"] = noiseless_crop_report(model, kodak)
     report["digital"] = {}

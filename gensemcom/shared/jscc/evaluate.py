@@ -9,7 +9,6 @@ ties a weights file to its published numbers. ``semcom jscc eval`` is the comman
 
 import math
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +27,6 @@ EVAL_SNRS_DB = (0.0, 1.0, 4.0, 7.0, 10.0, 13.0, 20.0)
 SWINJSCC_KODAK_AWGN_CBR_1_12 = {1: 30.35, 4: 31.98, 7: 33.34, 10: 34.41, 13: 35.19}
 #: The test crop: image, and (top, left, height, width).
 REFERENCE_CROP = ("kodim23.png", (192, 320, 128, 128))
-#: torchvision's ImageNet AlexNet, the LPIPS backbone; its file name in torch's hub cache.
-ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
-#: Layers of torchvision's ``alexnet().features`` in each of LPIPS's five slices.
-_LPIPS_SLICES = (range(0, 2), range(2, 5), range(5, 8), range(8, 10), range(10, 12))
 
 
 def to_tensor(array: np.ndarray, device: torch.device | str) -> Tensor:
@@ -66,44 +61,13 @@ def ms_ssim_8bit(output: Tensor, reference: Tensor) -> Tensor:
     )
 
 
-def default_lpips_backbone() -> Path | None:
-    """torchvision's cached AlexNet weights, if this machine has downloaded them once; else None."""
-    path = Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_FILE
-    return path if path.is_file() else None
-
-
 class Lpips:
-    """LPIPS v0.1 with the AlexNet backbone, built from local files only.
+    """LPIPS v0.1 (AlexNet) on torch images in [0, 1]: the shipped metric of :mod:`gensemcom.eval.metrics`."""
 
-    The ``lpips`` package would download the backbone through torchvision; this loads
-    torchvision's ``alexnet-owt-7be5be79.pth`` (state dict with ``features.N.*`` keys) from
-    ``backbone`` and the linear heads (``lpips_v0.1/alex.pth``) from ``heads``, so it works
-    offline once both files are present.
-    """
+    def __init__(self, device: torch.device | str = "cpu") -> None:
+        from gensemcom.eval.metrics.lpips_metric import lpips_model
 
-    def __init__(self, backbone: Path, heads: Path, device: torch.device | str = "cpu") -> None:
-        import lpips
-
-        for name, path in (("backbone", backbone), ("heads", heads)):
-            if not Path(path).is_file():
-                raise ValueError(f"LPIPS {name} weights file {path} does not exist")
-        with warnings.catch_warnings():  # lpips asks torchvision for an untrained AlexNet the deprecated way
-            warnings.simplefilter("ignore", UserWarning)
-            self.model = lpips.LPIPS(net="alex", version="0.1", pnet_rand=True, model_path=str(heads), verbose=False)
-        features = torch.load(backbone, map_location="cpu", weights_only=True)
-        state = {}
-        for number, layers in enumerate(_LPIPS_SLICES, start=1):
-            for layer in layers:
-                for key in ("weight", "bias"):
-                    source = f"features.{layer}.{key}"
-                    if source in features:
-                        state[f"slice{number}.{layer}.{key}"] = features[source]
-        expected = {k for k in self.model.net.state_dict()}
-        if set(state) != expected:
-            missing = sorted(expected - set(state))[:4]
-            raise ValueError(f"{backbone} is not torchvision AlexNet weights: missing {missing}")
-        self.model.net.load_state_dict(state)
-        self.model = self.model.eval().requires_grad_(False).to(device)
+        self.model = lpips_model("alex").to(device)
 
     @torch.no_grad()
     def __call__(self, output: Tensor, reference: Tensor) -> Tensor:
@@ -116,16 +80,14 @@ class EvalSettings:
     """What the Kodak sweep covers; recorded in its report.
 
     ``rayleigh_rates``: the rates also sent over block Rayleigh (None: every rate), each
-    image with ``rayleigh_draws`` independent fades per SNR. ``lpips_backbone``: torchvision's
-    AlexNet weights; without them LPIPS is not computed (they cannot be downloaded offline).
+    image with ``rayleigh_draws`` independent fades per SNR.
     """
 
     snrs_db: tuple[float, ...] = EVAL_SNRS_DB
     rayleigh_draws: int = 1
     rayleigh_rates: tuple[int, ...] | None = None
     ms_ssim: bool = True
-    lpips_backbone: Path | None = None
-    lpips_heads: Path | None = None
+    lpips: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -133,8 +95,6 @@ class EvalSettings:
             raise ValueError(f"need at least one finite SNR, got {self.snrs_db}")
         if self.rayleigh_draws < 0:
             raise ValueError(f"rayleigh_draws must be >= 0, got {self.rayleigh_draws}")
-        if self.lpips_backbone is not None and self.lpips_heads is None:
-            raise ValueError("LPIPS needs the linear heads file (lpips_v0.1/alex.pth) besides the backbone")
 
 
 @torch.no_grad()
@@ -196,8 +156,8 @@ def evaluate(model: DeepJSCC, kodak: Path, settings: EvalSettings = EvalSettings
     metrics = {"psnr": psnr_8bit}
     if settings.ms_ssim:
         metrics["ms_ssim"] = ms_ssim_8bit
-    if settings.lpips_backbone is not None:
-        metrics["lpips"] = Lpips(settings.lpips_backbone, settings.lpips_heads, device)
+    if settings.lpips:
+        metrics["lpips"] = Lpips(device)
     channels = {"awgn": (rates, 1), "rayleigh": (rayleigh_rates, settings.rayleigh_draws)}
     channels = {name: spec for name, spec in channels.items() if spec[0] and spec[1]}
     n_snr = len(settings.snrs_db)
@@ -241,7 +201,7 @@ def evaluate(model: DeepJSCC, kodak: Path, settings: EvalSettings = EvalSettings
         "ms_ssim": report.get("ms_ssim"),
         "ms_ssim_definition": "torchmetrics 5-scale MS-SSIM, 11x11 Gaussian (sigma 1.5), data range 1, relu on cs",
         "lpips": report.get("lpips"),
-        "lpips_definition": "LPIPS v0.1, AlexNet backbone (torchvision ImageNet weights), full-size images",
+        "lpips_definition": "LPIPS v0.1, AlexNet backbone (ImageNet weights shipped in gensemcom/eval/metrics/weights), full-size images",
         "swinjscc_kodak_awgn_cbr_1_12": {str(k): v for k, v in SWINJSCC_KODAK_AWGN_CBR_1_12.items()},
         "sweep_s": round(sweep_s, 1),
         "sweep_cpu_s": round(sweep_cpu_s, 1),
