@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
@@ -58,9 +59,9 @@ def test_a_tiny_cpu_run_writes_every_measurement(tmp_path):
         # The documented sum: steps guided UNet calls, two text encodings, one encode per frame, one decode.
         ms = (2 * steps[b]["median_ms"] + 2 * parts["text_encoder"][b]["median_ms"]
               + batch * parts["vae_encode"]["1"]["median_ms"] + parts["vae_decode"][b]["median_ms"])
-        assert abs(report["images_per_s_derived"]["eager"][b] - 1e3 * batch / ms) < 1e-2
+        assert report["images_per_s_derived"]["eager"][b] == pytest.approx(1e3 * batch / ms, rel=1e-3)
         run = report["end_to_end"]["eager"][b]
-        assert run["median_s"] > 0 and abs(run["images_per_s"] - batch / run["median_s"]) < 1e-2
+        assert run["median_s"] > 0 and run["images_per_s"] == pytest.approx(batch / run["median_s"], rel=1e-3)
         assert run["path"].endswith("__call__" if batch == 1 else "inpaint_batch")
     assert report["inpainter_settings"]["steps"] == 2 and report["inpainter_settings"]["scheduler_class"] == \
            "DDIMScheduler"

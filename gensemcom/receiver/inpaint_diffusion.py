@@ -23,6 +23,8 @@ import logging
 import math
 import os
 import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +102,22 @@ def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
 
 
+@dataclass(frozen=True)
+class _Job:
+    """One frame made ready for the pipeline: its prompt, working-size image and repaint mask, noise and input size."""
+
+    prompt: str
+    image: Image.Image
+    mask: Image.Image
+    generator: torch.Generator
+    shape: tuple[int, int]
+
+    @property
+    def working(self) -> tuple[int, int]:
+        """(height, width) the pipeline runs at: frames share a pipeline call only if these agree."""
+        return self.image.height, self.image.width
+
+
 def load_pipeline(model: str | os.PathLike[str], dtype: torch.dtype) -> DiffusionPipeline:
     """The inpainting pipeline in folder ``model``, or id ``model`` in the local Hugging Face cache; never downloads."""
     try:
@@ -129,7 +147,8 @@ class DiffusionInpainter:
     longer side of the working image (default: the model's native size, 512 for
     SD 1.5, 1024 for SDXL). ``seed`` is the base from which each frame's noise seed
     is derived unless a call gives one. Calls run one at a time: a diffusers
-    pipeline keeps the state of a run in its scheduler.
+    pipeline keeps the state of a run in its scheduler; :meth:`inpaint_batch`
+    puts several frames into one call.
     """
 
     def __init__(
@@ -220,6 +239,46 @@ class DiffusionInpainter:
         ``canvas`` holds the key region's pixels where ``known`` is True. ``seed``
         fixes the noise; None derives it from the base seed and the frame's content.
         """
+        job = self._prepare(prompt, canvas, known, seed)
+        with self._lock:
+            (generated,) = self._generate([job])
+        return self._finish(generated, job.shape)
+
+    def inpaint_batch(self, items: Sequence[tuple[str | None, np.ndarray, np.ndarray]],
+                      seeds: Sequence[int | None] | None = None, *, max_batch: int = 8) -> list[np.ndarray]:
+        """The frames of ``items`` (prompt, canvas, known), regenerated as ``__call__`` would, in input order.
+
+        A GPU denoises several frames in one pipeline call for little more than the
+        time of one, so frames that share a working size run together, at most
+        ``max_batch`` per call (it bounds the accelerator memory a call takes).
+        Each frame keeps its own noise generator, seeded by ``seeds[i]`` or, where
+        that is None, from its content, so a frame's noise does not depend on what
+        it is batched with; the outputs match single calls up to float rounding
+        (batched matrix products sum in another order). All frames are checked
+        before any is run.
+        """
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        if seeds is None:
+            seeds = [None] * len(items)
+        elif len(seeds) != len(items):
+            raise ValueError(f"got {len(seeds)} seeds for {len(items)} frames")
+        jobs = [self._prepare(prompt, canvas, known, seed) for (prompt, canvas, known), seed in zip(items, seeds)]
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for index, job in enumerate(jobs):
+            by_size.setdefault(job.working, []).append(index)
+        frames: dict[int, np.ndarray] = {}
+        for indices in by_size.values():
+            for start in range(0, len(indices), max_batch):
+                chunk = indices[start : start + max_batch]
+                with self._lock:
+                    generated = self._generate([jobs[i] for i in chunk])
+                for index, image in zip(chunk, generated):
+                    frames[index] = self._finish(image, jobs[index].shape)
+        return [frames[index] for index in range(len(jobs))]
+
+    def _prepare(self, prompt: str | None, canvas: np.ndarray, known: np.ndarray, seed: int | None) -> _Job:
+        """Check one frame and make its pipeline inputs: working-size image, repaint mask and seeded noise."""
         check_rgb8(canvas, "canvas")
         if known.dtype != np.bool_ or known.shape != canvas.shape[:2]:
             raise ValueError(f"known must be a bool {canvas.shape[:2]} array, got {known.dtype} {known.shape}")
@@ -236,24 +295,36 @@ class DiffusionInpainter:
         # Noise drawn on the CPU: one seed gives the same starting noise on every device.
         generator = torch.Generator("cpu").manual_seed(seed if seed is not None else
                                                        frame_seed(self.seed, prompt, canvas, known))
-        with self._lock:
-            generated = self._generate(prompt, image, mask, work_height, work_width, generator)
-        frame = np.clip(np.round(generated * 255), 0, 255).astype(np.uint8)
-        return _resize(frame, height, width)
+        return _Job("" if prompt is None else prompt, image, mask, generator, (height, width))
 
-    def _generate(self, prompt: str | None, image: Image.Image, mask: Image.Image, height: int, width: int,
-                  generator: torch.Generator) -> np.ndarray:
-        """One pipeline run: float H×W×3 in [0, 1] at the working size."""
+    @staticmethod
+    def _finish(generated: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        """The pipeline's float [0, 1] working-size frame as uint8 at the input size."""
+        frame = np.clip(np.round(generated * 255), 0, 255).astype(np.uint8)
+        return _resize(frame, *shape)
+
+    def _generate(self, jobs: Sequence[_Job]) -> np.ndarray:
+        """One pipeline run over frames of one working size: float N×H×W×3 in [0, 1].
+
+        Several frames go in as lists (prompts, images, masks, one generator each);
+        diffusers then wants the negative prompt as a list too. A single frame goes
+        in as plain values, diffusers' simplest call.
+        """
+        def per_frame(values: list[Any]) -> Any:
+            return values[0] if len(values) == 1 else values
+
+        height, width = jobs[0].working
+        negative = [self.negative_prompt] * len(jobs) if self.negative_prompt else None
         return self.pipeline(
-            prompt="" if prompt is None else prompt,
-            negative_prompt=self.negative_prompt or None,
-            image=image,
-            mask_image=mask,
+            prompt=per_frame([job.prompt for job in jobs]),
+            negative_prompt=None if negative is None else per_frame(negative),
+            image=per_frame([job.image for job in jobs]),
+            mask_image=per_frame([job.mask for job in jobs]),
             height=height,
             width=width,
             num_inference_steps=self.steps,
             guidance_scale=self.guidance_scale,
             strength=self.strength,
-            generator=generator,
+            generator=per_frame([job.generator for job in jobs]),
             output_type="np",
-        ).images[0]
+        ).images
