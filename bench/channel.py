@@ -26,6 +26,7 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", 
 import numpy as np  # noqa: E402
 
 from gensemcom.channel.models import ChannelSpec  # noqa: E402
+from machine import cpu_model, load_average  # noqa: E402  (bench/machine.py, beside this script)
 
 TARGET_MSYM_PER_S = 40.0
 TARGET_CASES = ("awgn", "rayleigh_block", "rician_block")
@@ -134,20 +135,9 @@ def bench_torch(device_name: str, sizes: list[int]) -> dict:
     return results
 
 
-def load_average() -> float | None:
-    """The 1-minute load average: other work on the machine slows the wall-clock figures."""
-    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
-
-
 def machine_info() -> dict:
-    cpu_model = platform.processor()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        models = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                  if line.startswith("model name")]
-        cpu_model = models[0] if models else cpu_model
     return {
-        "cpu": cpu_model,
+        "cpu": cpu_model(),
         "logical_cpus": os.cpu_count(),
         "load_average_1min_before": load_average(),
         "platform": platform.platform(),

@@ -64,6 +64,7 @@ from tokenizers import pre_tokenizers
 from tqdm import tqdm
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
+from machine import cpu_model, load_average  # bench/machine.py, beside this script
 from gensemcom.receiver.inpaint_diffusion import DiffusionInpainter, pick_device
 
 MIB = 2**20
@@ -302,20 +303,14 @@ def derived_images_per_s(parts: dict[str, dict[str, dict]], unet: dict[str, dict
 
 
 def machine_info(device: torch.device, threads: int) -> dict[str, Any]:
-    cpu_model = platform.processor()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        models = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                  if line.startswith("model name")]
-        cpu_model = models[0] if models else cpu_model
     info = {
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else
-                       cpu_model if device.type == "cpu" else str(device),
-        "cpu": cpu_model,
+                       cpu_model() if device.type == "cpu" else str(device),
+        "cpu": cpu_model(),
         "logical_cpus": os.cpu_count(),
         "torch_threads": threads,
-        "load_average_1min_before": round(os.getloadavg()[0], 2),
+        "load_average_1min_before": load_average(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -461,7 +456,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if graphs_skipped:
         report["unet_cfg_step"]["reduce-overhead"] = {"skipped": f"CUDA graphs need a CUDA device, not {device}"}
     report["inpainter_settings"] = inpainter.settings
-    report["machine"]["load_average_1min_after"] = round(os.getloadavg()[0], 2)
+    report["machine"]["load_average_1min_after"] = load_average()
     report["reference_h100"] = REFERENCE_H100
     report["target"] = target_check(report, args.tiny)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,8 @@ SCRIPT = ROOT / "bench" / "receiver_gpu.py"
 
 
 def load_script():
+    if str(SCRIPT.parent) not in sys.path:  # the script imports bench/machine.py beside it, as when run directly
+        sys.path.insert(0, str(SCRIPT.parent))
     spec = importlib.util.spec_from_file_location("receiver_gpu", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -70,6 +70,20 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture
+def pipeline_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """The keyword arguments of every diffusers pipeline call made during the test, in order."""
+    calls: list[dict] = []
+    run = StableDiffusionInpaintPipeline.__call__
+
+    def spy(self, **kwargs):
+        calls.append(kwargs)
+        return run(self, **kwargs)
+
+    monkeypatch.setattr(StableDiffusionInpaintPipeline, "__call__", spy)
+    return calls
+
+
 @pytest.fixture(scope="module")
 def inpainter(model_dir: Path) -> DiffusionInpainter:
     return DiffusionInpainter(model_dir, scheduler="ddim", steps=2, device="cpu")
@@ -150,15 +164,8 @@ def test_prompt_none_is_the_empty_prompt_and_the_prompts_steer_the_model(model_d
     assert not np.array_equal(empty, negative(None, canvas, known, seed=1))
 
 
-def test_the_pipeline_gets_a_working_size_image_and_a_repaint_mask(inpainter, monkeypatch):
-    calls = []
-    run = StableDiffusionInpaintPipeline.__call__
-
-    def spy(self, **kwargs):
-        calls.append(kwargs)
-        return run(self, **kwargs)
-
-    monkeypatch.setattr(StableDiffusionInpaintPipeline, "__call__", spy)
+def test_the_pipeline_gets_a_working_size_image_and_a_repaint_mask(inpainter, pipeline_calls):
+    calls = pipeline_calls
     canvas, known = frame()
     inpainter(None, canvas, known, seed=0)
     (kwargs,) = calls
@@ -268,21 +275,15 @@ def test_the_receiver_service_runs_the_diffusion_backend_and_reports_its_setting
         build_receiver(ReceiverSettings(inpainter="diffusion"))
 
 
-def test_a_batch_runs_one_pipeline_call_per_working_size_and_matches_single_calls_in_order(model_dir, monkeypatch):
+def test_a_batch_runs_one_pipeline_call_per_working_size_and_matches_single_calls_in_order(model_dir, pipeline_calls):
     """Per-frame generators draw each frame's noise as a single call does; batched sums round differently (±1)."""
     inpainter = DiffusionInpainter(model_dir, scheduler="euler-a", steps=2, negative_prompt="blurry", device="cpu")
     small, large = frame(), frame(100, 150)  # working sizes 48×64 and 40×64
     items = [(PROMPT, *small), (None, *large), ("a beach", 255 - small[0], small[1])]
     seeds = [5, 6, 7]
     singles = [inpainter(prompt, canvas, known, seed=seed) for (prompt, canvas, known), seed in zip(items, seeds)]
-    calls = []
-    run = StableDiffusionInpaintPipeline.__call__
-
-    def spy(self, **kwargs):
-        calls.append(kwargs)
-        return run(self, **kwargs)
-
-    monkeypatch.setattr(StableDiffusionInpaintPipeline, "__call__", spy)
+    calls = pipeline_calls
+    calls.clear()
     batch = inpainter.inpaint_batch(items, seeds)
     assert [(c["height"], c["width"]) for c in calls] == [(48, 64), (40, 64)]
     assert calls[0]["prompt"] == [PROMPT, "a beach"] and calls[0]["negative_prompt"] == ["blurry", "blurry"]
