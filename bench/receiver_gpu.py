@@ -65,7 +65,8 @@ from tqdm import tqdm
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from machine import cpu_model, load_average  # bench/machine.py, beside this script
-from gensemcom.receiver.inpaint_diffusion import DiffusionInpainter, pick_device
+from gensemcom.receiver.inpaint_diffusion import DiffusionInpainter
+from gensemcom.shared.device import resolve_device
 
 MIB = 2**20
 MODES = ("eager", "compile", "reduce-overhead")
@@ -385,7 +386,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    device = pick_device(args.device)
+    device = resolve_device(args.device)
     dtype = torch.float32 if device.type == "cpu" else torch.float16
     batches = sorted(set(args.batches) | {1})  # the encode of one frame enters every derived figure
     graphs_skipped = "reduce-overhead" in args.modes and device.type != "cuda"

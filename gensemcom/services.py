@@ -15,6 +15,7 @@ from gensemcom.receiver.pipeline import Receiver
 from gensemcom.receiver.service import ReceiverService
 from gensemcom.shared.config import ChannelSettings, ReceiverSettings, ServiceSettings, TransmitterSettings
 from gensemcom.shared.context import ContextStore
+from gensemcom.shared.device import resolve_device
 from gensemcom.shared.digital import DigitalScheme, warm_up
 from gensemcom.shared.keycodecs import DeepJsccKey, KeyCodec, LinearKey
 from gensemcom.shared.maskcodec import MaskCodec
@@ -42,7 +43,7 @@ def build_transmitter(settings: TransmitterSettings) -> Transmitter:
         segmenter=make_segmenter(
             settings.segmenter, weights, alpha=settings.alpha, alpha_tolerance=settings.alpha_tolerance,
             yolo_weights=settings.yolo_weights, classes=settings.yolo_classes, confidence=settings.yolo_confidence,
-            device=torch_device(settings.device) if settings.segmenter == "yolo" else "cpu",
+            device=str(resolve_device(settings.device)) if settings.segmenter == "yolo" else "cpu",
         ),
         describer=build_describer(settings),
         key_codec=build_key_codec(settings),
@@ -68,7 +69,8 @@ def build_describer(settings: TransmitterSettings) -> Describer:
 
     return make_describer(
         settings.captioner, settings.captioner_precision, settings.captioner_quant_type,
-        settings.captioner_compute_dtype, device=torch_device(settings.device), max_tokens=settings.prompt_max_tokens,
+        settings.captioner_compute_dtype, device=str(resolve_device(settings.device)),
+        max_tokens=settings.prompt_max_tokens,
     )
 
 
@@ -81,24 +83,12 @@ def digital_scheme(settings: TransmitterSettings) -> DigitalScheme:
 DEFAULT_JSCC_SNR_DB = 10.0  # DeepJSCC's design SNR when the transmitter is told nothing about the link
 
 
-def torch_device(setting: str) -> str:
-    """``auto`` picks the accelerator when torch sees one; ``cuda`` without one is an error, not a silent CPU run."""
-    import torch
-
-    if setting == "auto":
-        accelerator = torch.accelerator.current_accelerator(check_available=True)
-        return str(accelerator) if accelerator is not None else "cpu"
-    if setting != "cpu" and not torch.accelerator.is_available():
-        raise RuntimeError(f"device {setting!r} requested but torch sees no accelerator")
-    return setting
-
-
 def build_key_codec(settings: TransmitterSettings) -> KeyCodec:
     if settings.key_codec == LinearKey.id:
         return LinearKey(bandwidth_ratio=settings.bandwidth_ratio)
     from gensemcom.shared.jscc.zoo import load_pretrained  # torch loads only for the learned codec
 
-    model = load_pretrained(settings.key_codec, torch_device(settings.device))
+    model = load_pretrained(settings.key_codec, resolve_device(settings.device))
     snr_db = next((v for v in (settings.jscc_snr_db, settings.link_snr_db) if v is not None), DEFAULT_JSCC_SNR_DB)
     return DeepJsccKey(model, bandwidth_ratio=settings.bandwidth_ratio, snr_db=snr_db)
 
@@ -108,7 +98,7 @@ def build_receiver(settings: ReceiverSettings) -> Receiver:
     from gensemcom.shared.jscc.zoo import DEFAULT_MODEL, load_pretrained
 
     return Receiver(
-        key_codecs=[LinearKey(), DeepJsccKey(load_pretrained(DEFAULT_MODEL, torch_device(settings.device)))],
+        key_codecs=[LinearKey(), DeepJsccKey(load_pretrained(DEFAULT_MODEL, resolve_device(settings.device)))],
         mask_codec=MaskCodec(),
         inpainter=build_inpainter(settings),
         equaliser=settings.equaliser,
@@ -136,7 +126,7 @@ def build_inpainter(settings: ReceiverSettings) -> Inpainter:
         seed=settings.inpaint_seed,
         size=settings.inpaint_size or None,
         negative_prompt=settings.inpaint_negative_prompt,
-        device=torch_device(settings.device),
+        device=resolve_device(settings.device),
     )
 
 
@@ -188,10 +178,10 @@ def start_channel(settings: ChannelSettings) -> Server:
 def start_receiver(settings: ReceiverSettings) -> Server:
     receiver = build_receiver(settings)
     warm_up(DigitalScheme())  # the receiver decodes whatever MCS a frame names; one warms the whole stack
-    device = torch_device(settings.device)
+    device = resolve_device(settings.device)
     log.info("receiver: inpainter %s %s; key codecs %s; learned stages on %s%s", receiver.inpainter.name,
              dict(receiver.inpainter.settings), ", ".join(f"{c.id}/{c.version}" for c in receiver.key_codecs),
-             device, " (no GPU found: diffusion will be slow)" if device == "cpu" else "")
+             device, " (no GPU found: diffusion will be slow)" if device.type == "cpu" else "")
     service = ReceiverService(receiver, settings.max_batch, settings.batch_wait_ms / 1e3, settings.max_queue)
     return _start(settings, "Receiver", pb_grpc.add_ReceiverServicer_to_server, service)
 

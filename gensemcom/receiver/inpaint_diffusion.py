@@ -44,6 +44,7 @@ from diffusers import (
 )
 from PIL import Image
 
+from gensemcom.shared.device import resolve_device
 from gensemcom.shared.image_io import check_rgb8
 
 logger = logging.getLogger(__name__)
@@ -66,14 +67,6 @@ SEED_LIMIT = 2**63
 """Seeds are below this: what torch.Generator.manual_seed and an 8-byte hash prefix both hold."""
 
 MODEL_LAYOUT = "model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/"
-
-
-def pick_device(device: str | torch.device | None) -> torch.device:
-    """``device`` as given, or the accelerator torch sees, or the CPU."""
-    if device is not None:
-        return torch.device(device)
-    accelerator = torch.accelerator.current_accelerator(check_available=True)
-    return accelerator if accelerator is not None else torch.device("cpu")
 
 
 def working_size(height: int, width: int, side: int, multiple: int) -> tuple[int, int]:
@@ -175,7 +168,7 @@ class DiffusionInpainter:
             raise ValueError(f"strength must be in (0, 1], got {strength}")
         if not 0 <= seed < SEED_LIMIT:
             raise ValueError(f"seed must be in [0, 2**63), got {seed}")
-        self.device = pick_device(device)
+        self.device = resolve_device(device)
         self.dtype = dtype if dtype is not None else torch.float32 if self.device.type == "cpu" else torch.float16
         if isinstance(model, DiffusionPipeline):
             pipeline, label = model, model.name_or_path or type(model).__name__

@@ -14,6 +14,7 @@ import torch
 import typer
 from typer import Option
 
+from gensemcom.shared.device import resolve_device
 from gensemcom.shared.jscc.evaluate import (
     EVAL_SNRS_DB,
     REFERENCE_CROP,
@@ -22,7 +23,7 @@ from gensemcom.shared.jscc.evaluate import (
     noiseless_crop_report,
 )
 from gensemcom.shared.jscc.models import JsccConfig
-from gensemcom.shared.jscc.train import TrainSettings, default_device, train
+from gensemcom.shared.jscc.train import TrainSettings, train
 from gensemcom.shared.jscc.zoo import DEFAULT_MODEL, PRETRAINED, load_weights
 from gensemcom.shared.paths import shared_data_dir
 
@@ -42,7 +43,7 @@ def _numbers(text: str, kind: type) -> tuple:
 
 
 def _device(device: str | None) -> str:
-    return device or default_device()
+    return str(resolve_device(device))
 
 
 Device = Annotated[

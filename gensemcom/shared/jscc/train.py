@@ -102,11 +102,6 @@ class Batch:
     positions: Tensor
 
 
-def default_device() -> str:
-    """The machine's accelerator if it has one, else the CPU."""
-    return str(torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu"))
-
-
 def learning_rate(progress: Progress, settings: TrainSettings) -> float:
     """Linear warm-up, then cosine decay to ``min_lr`` at the end of the cycle."""
     k = progress.step - progress.cycle_start

@@ -4,6 +4,8 @@ import functools
 
 import torch
 
+from gensemcom.shared.device import resolve_device
+
 
 @functools.cache
 def compute_device() -> torch.device:
@@ -13,6 +15,4 @@ def compute_device() -> torch.device:
     CPU, so every Sionna block of this package is built on this device. The
     answer is cached: blocks built at different times must agree.
     """
-    if torch.accelerator.is_available():
-        return torch.accelerator.current_accelerator()
-    return torch.device("cpu")
+    return resolve_device()

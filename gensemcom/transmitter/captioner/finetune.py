@@ -72,7 +72,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import BlipForConditionalGeneration, BlipProcessor
 
-from gensemcom.shared.phy.device import compute_device
+from gensemcom.shared.device import resolve_device
 from gensemcom.transmitter.captioner.data import CaptionDataset
 from gensemcom.transmitter.captioner.load import (
     PAPER_FP32_MODULES,
@@ -183,7 +183,7 @@ class FinetuneSettings:
             raise ValueError(f"compute_dtype must be one of {get_args(ComputeDtype)}, got {self.compute_dtype!r}")
 
     def place(self) -> torch.device:
-        return torch.device(self.device) if self.device is not None else compute_device()
+        return resolve_device(self.device)
 
 
 # ---------------------------------------------------------------- models

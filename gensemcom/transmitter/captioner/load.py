@@ -36,7 +36,7 @@ import torch
 from transformers import BitsAndBytesConfig, BlipForConditionalGeneration, BlipProcessor
 
 from gensemcom.shared.paths import shared_data_dir
-from gensemcom.shared.phy.device import compute_device
+from gensemcom.shared.device import resolve_device
 
 Precision = Literal["fp32", "fp16", "int8", "int4-mixed"]
 QuantType = Literal["nf4", "fp4"]
@@ -110,7 +110,7 @@ def load_captioner(id_or_path: str | Path, precision: Precision = "int4-mixed", 
     Raises CaptionerNotFound with where to put the folder when nothing can be loaded.
     """
     config = quantization_config(precision, quant_type, compute_dtype, keep_fp32)
-    place = torch.device(device) if device is not None else compute_device()
+    place = resolve_device(device)
     source = _resolve(id_or_path)
     dtype = torch.float16 if precision == "fp16" else torch.float32
     try:
