@@ -53,6 +53,7 @@ def build_transmitter(settings: TransmitterSettings) -> Transmitter:
         memory=context_store(settings) if settings.context_memory else None,
         context_threshold=settings.context_threshold,
         refresh_every=settings.context_refresh,
+        parts=tuple(settings.parts.split(",")),
     )
 
 

@@ -63,7 +63,8 @@ def test_unknown_profile_is_a_value_error_listing_the_known_ones() -> None:
 
 
 def test_configured_profiles_extend_the_builtin_ones_and_may_only_touch_pipeline_settings() -> None:
-    allowed = {"captioner_precision", "bandwidth_ratio"}
+    from gensemcom.services import PROFILE_FIELDS as allowed
+
     profiles = profiles_from(BUILTIN_PROFILES, {"drone": {"bandwidth_ratio": 1 / 12}}, allowed)
     assert set(profiles) == set(BUILTIN_PROFILES) | {"drone"}
     assert profiles["iot"].overrides["captioner_precision"] == "int4-mixed"

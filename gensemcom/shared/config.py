@@ -8,9 +8,10 @@ file, and the defaults below. ``semcom <service> serve --help`` lists them.
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
+from gensemcom.shared.frame import PARTS, check_parts
 from gensemcom.shared.pilots import PilotPattern
 
 
@@ -36,11 +37,22 @@ class TransmitterSettings(ServiceSettings):
 
     port: Port = 50051
     next_hop: str = "127.0.0.1:50052"
-    segmenter: Literal["mediapipe", "saliency", "yolo"] = Field(
+    segmenter: Literal["mediapipe", "saliency", "yolo", "whole"] = Field(
         "mediapipe",
-        description="key-region segmenter: mediapipe (people) or yolo (COCO classes, needs weights); "
-        "both fall back to saliency when they find nothing",
+        description="key-region segmenter: mediapipe (people) or yolo (COCO classes, needs weights), "
+        "both falling back to saliency when they find nothing; whole = every pixel (DeepJSCC on the image)",
     )
+    parts: str = Field(
+        ",".join(PARTS),
+        description="what each frame carries, comma-separated from mask,prompt,key (baselines send less: "
+        "prompt = DirectlyGen, mask,prompt = Alledge, mask,key = HumanOnly)",
+    )
+
+    @field_validator("parts")
+    @classmethod
+    def _parts(cls, value: str) -> str:
+        return ",".join(check_parts([p.strip() for p in value.split(",") if p.strip()]))
+
     alpha: float | None = Field(
         None, gt=0, lt=1,
         description="target share of pixels in the key region (the paper's α); unset: the segmenter's own mask",

@@ -6,12 +6,24 @@ Signal processing works on these plain dataclasses and numpy arrays; only
 is a cast.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 
 import numpy as np
 
 WIRE_VERSION = 1
+
+PARTS = ("mask", "prompt", "key")
+"""What a frame can carry besides its pilots, in frame order (a transmitter may send a subset)."""
+
+
+def check_parts(parts: Sequence[str]) -> tuple[str, ...]:
+    """``parts`` as a tuple in frame order; ValueError for an unknown, repeated or empty choice."""
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown or not parts or len(set(parts)) != len(parts):
+        raise ValueError(f"parts must be distinct names from {', '.join(PARTS)} (at least one), got {list(parts)}")
+    return tuple(p for p in PARTS if p in parts)
 
 
 class SegmentKind(IntEnum):

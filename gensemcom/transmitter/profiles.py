@@ -42,6 +42,11 @@ BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
     "laptop": {"captioner_precision": "fp16", "bandwidth_ratio": 1 / 6},
     "phone": {"captioner_precision": "int8", "bandwidth_ratio": 1 / 12},
     "iot": {"captioner_precision": "int4-mixed", "bandwidth_ratio": 1 / 24},
+    # The evaluation's baselines (docs/eval.md), so that a sweep through live services can ask for them.
+    "directlygen": {"parts": "prompt"},
+    "alledge": {"parts": "mask,prompt"},
+    "humanonly": {"parts": "mask,key"},
+    "deepjscc-image": {"parts": "key", "segmenter": "whole", "alpha": None, "key_codec": "deepjscc-afgdn"},
 }
 
 

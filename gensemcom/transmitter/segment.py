@@ -37,7 +37,7 @@ from gensemcom.shared.paths import shared_data_dir
 logger = logging.getLogger(__name__)
 
 SELFIE_MODEL = Path("mediapipe_selfie_segmentation") / "selfie_segmentation.tflite"
-SEGMENTER_NAMES = ("mediapipe", "saliency", "yolo")
+SEGMENTER_NAMES = ("mediapipe", "saliency", "yolo", "whole")
 
 
 def _check_mask(mask: np.ndarray, what: str) -> None:
@@ -349,6 +349,16 @@ class SaliencySegmenter:
         return self.propose(image).segmentation()
 
 
+class WholeImageSegmenter:
+    """The whole image as key region: what a scheme that codes every pixel (DeepJSCC on the image) segments."""
+
+    name = "whole-image"
+
+    def __call__(self, image: np.ndarray) -> Segmentation:
+        require_rgb(image)
+        return Segmentation(mask=np.ones(image.shape[:2], bool), source=self.name, labels=("image",))
+
+
 class FallbackSegmenter:
     """Use ``primary``; when its mask covers less than ``min_alpha`` of the image, use ``fallback``.
 
@@ -395,7 +405,7 @@ def make_segmenter(
     confidence: float = 0.25,
     device: str = "cpu",
 ) -> Segmenter:
-    """Build a segmenter by config name: "mediapipe", "saliency" or "yolo".
+    """Build a segmenter by config name: "mediapipe", "saliency", "yolo" or "whole" (every pixel is key).
 
     "mediapipe" and "yolo" fall back to saliency on images where they find (almost)
     nothing. ``weights_dir`` defaults to the shared data's weights folder. Missing
@@ -410,6 +420,10 @@ def make_segmenter(
     """
     weights = Path(weights_dir) if weights_dir is not None else shared_data_dir() / "weights"
     segmenter: Proposer
+    if name == "whole":
+        if alpha is not None:
+            raise ValueError(f"the whole-image segmenter has α = 1 by definition; it cannot take an α target ({alpha})")
+        return WholeImageSegmenter()
     if name == "saliency":
         segmenter = SaliencySegmenter()
     elif name == "mediapipe":

@@ -13,6 +13,7 @@ from gensemcom.shared.rpc import connect, log_failure, remaining_timeout, rpc_er
 from gensemcom.shared.config import TransmitterSettings
 from gensemcom.shared.wire import frame_to_pb
 from gensemcom.transmitter.pipeline import Transmitter
+from gensemcom.transmitter.alpha import check_alpha_target
 from gensemcom.transmitter.profiles import PROFILE_METADATA_KEY, PipelinePool
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,9 @@ class TransmitterService(pb_grpc.TransmitterServicer):
         transmitter = self.pipelines.get(profile)
         image = decode_image(request.image, max_pixels=self.settings.max_image_pixels)
         frame_id = request.frame_id or uuid.uuid4().hex
-        frame = transmitter.encode(image, frame_id=frame_id, stream_id=request.stream_id, seq=request.seq)
+        alpha = None if request.alpha == 0 else check_alpha_target(request.alpha)
+        frame = transmitter.encode(image, frame_id=frame_id, stream_id=request.stream_id, seq=request.seq,
+                                   alpha=alpha)
         log.info("frame %s: %dx%d, alpha %.3f, %d symbols, profile %s", frame_id, image.shape[1], image.shape[0],
                  frame.header.alpha, frame.n_symbols, profile or "-")
         return frame_to_pb(frame)

@@ -343,17 +343,19 @@ class Delivery(_message.Message):
     def __init__(self, frame_id: _Optional[str] = ..., stream_id: _Optional[str] = ..., seq: _Optional[int] = ..., request_id: _Optional[str] = ..., status: _Optional[_Union[Status, _Mapping]] = ..., height: _Optional[int] = ..., width: _Optional[int] = ..., image_png: _Optional[bytes] = ..., key_png: _Optional[bytes] = ..., mask_png: _Optional[bytes] = ..., prompt: _Optional[str] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., channel: _Optional[_Union[ChannelReport, _Mapping]] = ..., link: _Optional[_Union[LinkEstimate, _Mapping]] = ..., segments: _Optional[_Iterable[_Union[SegmentOutcome, _Mapping]]] = ..., key_codec: _Optional[str] = ..., inpainter: _Optional[str] = ..., segmenter: _Optional[str] = ..., describer: _Optional[str] = ..., alpha: _Optional[float] = ..., client_profile: _Optional[str] = ..., inpainter_settings: _Optional[_Mapping[str, str]] = ..., context_reused: _Optional[bool] = ..., symbols_saved: _Optional[int] = ...) -> None: ...
 
 class ImageRequest(_message.Message):
-    __slots__ = ("image", "stream_id", "frame_id", "seq", "request_id", "channel")
+    __slots__ = ("image", "stream_id", "frame_id", "seq", "request_id", "channel", "alpha")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     STREAM_ID_FIELD_NUMBER: _ClassVar[int]
     FRAME_ID_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    ALPHA_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     stream_id: str
     frame_id: str
     seq: int
     request_id: str
     channel: ChannelConfig
-    def __init__(self, image: _Optional[bytes] = ..., stream_id: _Optional[str] = ..., frame_id: _Optional[str] = ..., seq: _Optional[int] = ..., request_id: _Optional[str] = ..., channel: _Optional[_Union[ChannelConfig, _Mapping]] = ...) -> None: ...
+    alpha: float
+    def __init__(self, image: _Optional[bytes] = ..., stream_id: _Optional[str] = ..., frame_id: _Optional[str] = ..., seq: _Optional[int] = ..., request_id: _Optional[str] = ..., channel: _Optional[_Union[ChannelConfig, _Mapping]] = ..., alpha: _Optional[float] = ...) -> None: ...
