@@ -70,6 +70,7 @@ def transmitter_serve(
     max_message_mb: TxMax = None,
     log_level: TxLog = None,
     segmenter: Annotated[Optional[str], typer.Option(help=_help(TransmitterSettings, "segmenter"))] = None,
+    parts: Annotated[Optional[str], typer.Option(help=_help(TransmitterSettings, "parts"))] = None,
     weights_dir: Annotated[Optional[Path], typer.Option(help=_help(TransmitterSettings, "weights_dir"))] = None,
     alpha: Annotated[Optional[float], typer.Option(help=_help(TransmitterSettings, "alpha"))] = None,
     alpha_tolerance: Annotated[Optional[float], typer.Option(help=_help(TransmitterSettings, "alpha_tolerance"))] = None,
@@ -264,6 +265,12 @@ def _run_sub_app(module: str, ctx: typer.Context, prog: str) -> None:
 def jscc(ctx: typer.Context) -> None:
     """The DeepJSCC key-region codec: train, and evaluate on Kodak (`semcom jscc eval --help`)."""
     _run_sub_app("gensemcom.shared.jscc.cli", ctx, "semcom jscc")
+
+
+@app.command("eval", **_PASS_THROUGH)
+def evaluate(ctx: typer.Context) -> None:
+    """Compare ours with the paper's baselines over SNR, 1 − α and channel; report (`semcom eval run --help`)."""
+    _run_sub_app("gensemcom.eval.cli", ctx, "semcom eval")
 
 
 @app.command("captioner", **_PASS_THROUGH)

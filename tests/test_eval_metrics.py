@@ -124,15 +124,17 @@ def test_ssim_and_ms_ssim_of_constant_images_match_the_closed_form(level: int, o
     b = a + np.uint8(offset)
     lum = (2 * level * (level + offset) + C1) / (level**2 + (level + offset) ** 2 + C1)
     assert ssim(a, b) == pytest.approx(lum, rel=1e-9)
-    assert ms_ssim(a, b) == pytest.approx(lum**0.1333, rel=1e-8)
+    # MS-SSIM runs in float32 (20x faster on a CPU): on flat images the variance E[x²] − E[x]² cancels
+    # to within ~1e-3 of 0 in float32, which moves the score by ~1e-4; on photos the error is ~1e-7.
+    assert ms_ssim(a, b) == pytest.approx(lum**0.1333, rel=2e-4)
 
 
 def test_ms_ssim_identity_order_and_size_check() -> None:
     img = kodak_crop(23, 192)
-    assert ms_ssim(img, img) == pytest.approx(1.0, abs=1e-12)
+    assert ms_ssim(img, img) == pytest.approx(1.0, abs=1e-6)  # float32
     mild, strong = ms_ssim(img, noisy(img, 5)), ms_ssim(img, noisy(img, 30))
     assert 1.0 > mild > strong
-    assert strong == pytest.approx(ms_ssim(noisy(img, 30), img), rel=1e-12)
+    assert strong == pytest.approx(ms_ssim(noisy(img, 30), img), rel=1e-6)
     with pytest.raises(ValueError):
         ms_ssim(img[:100], img[:100])
 

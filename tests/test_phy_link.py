@@ -96,3 +96,14 @@ def test_bad_input_is_rejected():
         decode_payload(symbols.real, 0.1, n_bits, mcs)
     with pytest.raises(ValueError, match="num_iter"):
         decode_payload(symbols, 0.1, n_bits, mcs, num_iter=0)
+
+
+@pytest.mark.parametrize("n_bits", [1, 1023, 1025, 40_000])
+def test_scrambling_sequence_is_sionnas_for_every_length(n_bits: int) -> None:
+    """The cached sequence is sliced from a longer one; each length must still equal Sionna's own."""
+    from sionna.phy.nr.utils import generate_prng_seq
+
+    from gensemcom.shared.phy.link import _SCRAMBLING_INIT, _scrambling_sequence
+
+    expected = generate_prng_seq(n_bits, _SCRAMBLING_INIT).astype(np.uint8)
+    assert np.array_equal(_scrambling_sequence(n_bits), expected)

@@ -414,3 +414,13 @@ def _whiteners(
     diagonal = np.arange(windows.shape[1])
     matrix[:, diagonal, diagonal] += window_variance[distinct]
     return np.linalg.inv(np.linalg.cholesky(matrix)), np.cumsum(new) - 1
+
+
+def pilot_group(prior: ChannelPrior) -> int:
+    """Pilots pooled into one LS estimate: up to 16, fewer when the assumed Doppler makes the channel move.
+
+    Within a group the channel must stay put (2π·fD·group well below 1), or its change is counted as noise.
+    """
+    if prior.doppler == 0:
+        return 16
+    return int(np.clip(round(0.25 / (2 * np.pi * prior.doppler)), 2, 16))

@@ -26,7 +26,9 @@ import numpy as np
 
 from gensemcom.receiver.composite import composite
 from gensemcom.receiver.equalise import EQUALISERS, equalise
-from gensemcom.receiver.estimate import ESTIMATORS, ChannelEstimate, ChannelPrior, estimate_channel, perfect_csi
+from gensemcom.receiver.estimate import (
+    ESTIMATORS, ChannelEstimate, ChannelPrior, estimate_channel, perfect_csi, pilot_group,
+)
 from gensemcom.receiver.inpaint import Inpainter
 from gensemcom.shared.context import ContextEntry, ContextStore, UnknownContext
 from gensemcom.shared.digital import DigitalScheme, decode_segment, encode_segment
@@ -94,16 +96,6 @@ def _one_frame_per_stream(frames: Sequence[Frame]) -> list[list[Frame]]:
         if stream:
             streams.add(stream)
     return runs
-
-
-def pilot_group(prior: ChannelPrior) -> int:
-    """Pilots pooled into one LS estimate: up to 16, fewer when the assumed Doppler makes the channel move.
-
-    Within a group the channel must stay put (2π·fD·group well below 1), or its change is counted as noise.
-    """
-    if prior.doppler == 0:
-        return 16
-    return int(np.clip(round(0.25 / (2 * np.pi * prior.doppler)), 2, 16))
 
 
 @dataclass(frozen=True)

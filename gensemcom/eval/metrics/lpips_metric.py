@@ -49,7 +49,37 @@ def lpips_distance(a: np.ndarray, b: np.ndarray, net: str = "alex") -> float:
     """LPIPS distance between two uint8 RGB images (0 = identical; larger = more different)."""
     if a.shape != b.shape:
         raise ValueError(f"image shapes differ: {a.shape} vs {b.shape}")
-    if min(a.shape[:2]) < 32:
-        raise ValueError(f"LPIPS needs images of at least 32x32 pixels, got {a.shape[:2]}")
+    _check_size(a)
     with torch.no_grad():
         return float(lpips_model(net)(_to_tensor(a), _to_tensor(b)).item())
+
+
+def _check_size(img: np.ndarray) -> None:
+    if min(img.shape[:2]) < 32:
+        raise ValueError(f"LPIPS needs images of at least 32x32 pixels, got {img.shape[:2]}")
+
+
+def lpips_taps(img: np.ndarray, net: str = "alex") -> list[torch.Tensor]:
+    """The backbone activations LPIPS compares (VGG16: relu1_2 … relu5_3), for one image.
+
+    Computing them once per image lets a caller score one original against many
+    reconstructions (:func:`lpips_from_taps`), and share the VGG16 pass with the
+    feature losses: LPIPS's input scaling is exactly the ImageNet standardisation.
+    """
+    _check_size(img)
+    model = lpips_model(net)
+    with torch.no_grad():
+        return list(model.net(model.scaling_layer(_to_tensor(img))))
+
+
+def lpips_from_taps(a: list[torch.Tensor], b: list[torch.Tensor], net: str = "alex") -> float:
+    """LPIPS from two images' :func:`lpips_taps`: the package's own forward pass after the backbone."""
+    model = lpips_model(net)
+    if [t.shape for t in a] != [t.shape for t in b]:
+        raise ValueError("the two images' activations differ in shape: were they the same size?")
+    with torch.no_grad():
+        return float(sum(
+            lpips.spatial_average(model.lins[k]((lpips.normalize_tensor(x) - lpips.normalize_tensor(y)) ** 2),
+                                  keepdim=True)
+            for k, (x, y) in enumerate(zip(a, b, strict=True))
+        ).item())

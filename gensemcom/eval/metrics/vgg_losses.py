@@ -56,23 +56,39 @@ def _check_pair(a: np.ndarray, b: np.ndarray) -> None:
         raise ValueError(f"image shapes differ: {a.shape} vs {b.shape}")
 
 
+Activations = dict[str, torch.Tensor]
+
+
 def content_loss(a: np.ndarray, b: np.ndarray, layer: str = "relu3_3") -> float:
     """Mean squared difference of the VGG16 activations at ``layer`` (Johnson's feature loss)."""
     if layer not in VGG_LAYERS:
         raise ValueError(f"unknown layer {layer!r}; expected one of {list(VGG_LAYERS)}")
     _check_pair(a, b)
-    return float(torch.mean((vgg_activations(a)[layer] - vgg_activations(b)[layer]) ** 2))
+    return content_from(vgg_activations(a), vgg_activations(b), layer)
 
 
 def perceptual_loss(a: np.ndarray, b: np.ndarray) -> float:
     """Sum of the content losses over all four layers, from edges (relu1_2) to parts (relu4_3)."""
     _check_pair(a, b)
-    fa, fb = vgg_activations(a), vgg_activations(b)
-    return float(sum(torch.mean((fa[name] - fb[name]) ** 2) for name in VGG_LAYERS))
+    return perceptual_from(vgg_activations(a), vgg_activations(b))
 
 
 def style_loss(a: np.ndarray, b: np.ndarray) -> float:
     """Sum over ``STYLE_LAYERS`` of the squared Frobenius distance between Gram matrices."""
     _check_pair(a, b)
-    fa, fb = vgg_activations(a), vgg_activations(b)
+    return style_from(vgg_activations(a), vgg_activations(b))
+
+
+# The same losses from activations computed once per image (an evaluation scores one original
+# against many reconstructions). Activations are dicts keyed by the names in VGG_LAYERS.
+
+def content_from(fa: Activations, fb: Activations, layer: str = "relu3_3") -> float:
+    return float(torch.mean((fa[layer] - fb[layer]) ** 2))
+
+
+def perceptual_from(fa: Activations, fb: Activations) -> float:
+    return float(sum(torch.mean((fa[name] - fb[name]) ** 2) for name in VGG_LAYERS))
+
+
+def style_from(fa: Activations, fb: Activations) -> float:
     return float(sum(torch.sum((gram_matrix(fa[n]) - gram_matrix(fb[n])) ** 2) for n in STYLE_LAYERS))

@@ -29,10 +29,20 @@ from gensemcom.shared.phy.transport import TransportPlan, decode_transport, enco
 _SCRAMBLING_INIT = (1 << 15) + 1
 
 
-@functools.lru_cache(maxsize=64)
 def _scrambling_sequence(n_bits: int) -> np.ndarray:
-    """The first ``n_bits`` of the Gold sequence (uint8); Sionna generates it bit by bit, so cache it."""
-    return generate_prng_seq(n_bits, _SCRAMBLING_INIT).astype(np.uint8)
+    """The first ``n_bits`` of the Gold sequence (uint8).
+
+    Sionna generates it bit by bit (~0.5 s per 10⁶ bits), and a shorter sequence is a prefix
+    of a longer one, so one sequence of the next power of two is generated and sliced.
+    """
+    return _gold_prefix(1 << max(10, (n_bits - 1).bit_length()))[:n_bits]
+
+
+@functools.lru_cache(maxsize=8)
+def _gold_prefix(n_bits: int) -> np.ndarray:
+    sequence = generate_prng_seq(n_bits, _SCRAMBLING_INIT).astype(np.uint8)
+    sequence.setflags(write=False)
+    return sequence
 
 
 def link_plan(n_payload_bits: int, mcs: Mcs) -> TransportPlan:
