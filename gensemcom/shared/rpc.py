@@ -1,9 +1,10 @@
 """gRPC plumbing shared by the three services: server set-up, error mapping, clients.
 
 The adapters in ``*/service.py`` stay thin because everything generic lives
-here: health and reflection services, message-size limits, graceful shutdown
-on SIGTERM, and the mapping from Python exceptions to gRPC status codes that
-keeps a service alive whatever a request contains.
+here: health and reflection services, message-size limits, TLS and the token
+check (``security``), graceful shutdown on SIGTERM, and the mapping from Python
+exceptions to gRPC status codes that keeps a service alive whatever a request
+contains.
 """
 
 import functools
@@ -19,6 +20,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from gensemcom.shared.config import ServiceSettings
+from gensemcom.shared.malformed import MalformedRequests
+from gensemcom.shared.security import next_hop_credentials, server_credentials, token_interceptors
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +98,17 @@ def channel_options(max_message_mb: int) -> list[tuple[str, int]]:
     ]
 
 
-def connect(address: str, max_message_mb: int) -> grpc.Channel:
-    """Client channel to the next hop with the same message-size limits as the server."""
-    return grpc.insecure_channel(address, options=channel_options(max_message_mb))
+def connect(address: str, max_message_mb: int, credentials: grpc.ChannelCredentials | None = None) -> grpc.Channel:
+    """Client channel with the same message-size limits as the server; TLS when ``credentials`` are given."""
+    options = channel_options(max_message_mb)
+    if credentials is None:
+        return grpc.insecure_channel(address, options=options)
+    return grpc.secure_channel(address, credentials, options=options)
+
+
+def connect_next_hop(settings: ServiceSettings) -> grpc.Channel:
+    """A service's channel to its next hop, secured as its settings say (docs/security.md)."""
+    return connect(settings.next_hop, settings.max_message_mb, next_hop_credentials(settings))
 
 
 def remaining_timeout(context: grpc.ServicerContext) -> float | None:
@@ -115,6 +126,7 @@ class Server:
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.workers),
             options=channel_options(settings.max_message_mb),
+            interceptors=[*token_interceptors(settings), MalformedRequests()],
         )
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
@@ -130,9 +142,11 @@ class Server:
         return self._server
 
     def start(self) -> int:
-        """Bind and start; returns the port actually bound."""
+        """Bind (with TLS when the settings give a certificate) and start; returns the port actually bound."""
         address = f"{self.settings.host}:{self.settings.port}"
-        self.port = self._server.add_insecure_port(address)
+        credentials = server_credentials(self.settings)
+        self.port = self._server.add_insecure_port(address) if credentials is None \
+            else self._server.add_secure_port(address, credentials)
         if self.port == 0:
             raise OSError(f"could not bind {address}")
         self._server.start()
