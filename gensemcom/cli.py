@@ -60,6 +60,22 @@ ChHost, ChPort, ChNext, ChWorkers, ChMax, ChLog = _common(ChannelSettings)
 RxHost, RxPort, RxNext, RxWorkers, RxMax, RxLog = _common(ReceiverSettings)
 
 
+def _tls(cls: type[ServiceSettings]):
+    """Annotated types for the TLS options every service has (tokens come from the environment or --config only)."""
+    return (
+        Annotated[Optional[Path], typer.Option(help=_help(cls, "tls_cert"))],
+        Annotated[Optional[Path], typer.Option(help=_help(cls, "tls_key"))],
+        Annotated[Optional[Path], typer.Option(help=_help(cls, "tls_ca"))],
+        Annotated[Optional[bool], typer.Option(help=_help(cls, "tls_client_auth"))],
+        Annotated[Optional[bool], typer.Option(help=_help(cls, "next_hop_tls"))],
+    )
+
+
+TxCert, TxKey, TxCa, TxClientAuth, TxNextTls = _tls(TransmitterSettings)
+ChCert, ChKey, ChCa, ChClientAuth, ChNextTls = _tls(ChannelSettings)
+RxCert, RxKey, RxCa, RxClientAuth, RxNextTls = _tls(ReceiverSettings)
+
+
 @transmitter_app.command("serve")
 def transmitter_serve(
     config: ConfigOpt = None,
@@ -69,6 +85,11 @@ def transmitter_serve(
     workers: TxWorkers = None,
     max_message_mb: TxMax = None,
     log_level: TxLog = None,
+    tls_cert: TxCert = None,
+    tls_key: TxKey = None,
+    tls_ca: TxCa = None,
+    tls_client_auth: TxClientAuth = None,
+    next_hop_tls: TxNextTls = None,
     segmenter: Annotated[Optional[str], typer.Option(help=_help(TransmitterSettings, "segmenter"))] = None,
     parts: Annotated[Optional[str], typer.Option(help=_help(TransmitterSettings, "parts"))] = None,
     weights_dir: Annotated[Optional[Path], typer.Option(help=_help(TransmitterSettings, "weights_dir"))] = None,
@@ -121,6 +142,11 @@ def channel_serve(
     workers: ChWorkers = None,
     max_message_mb: ChMax = None,
     log_level: ChLog = None,
+    tls_cert: ChCert = None,
+    tls_key: ChKey = None,
+    tls_ca: ChCa = None,
+    tls_client_auth: ChClientAuth = None,
+    next_hop_tls: ChNextTls = None,
     model: Annotated[Optional[str], typer.Option(help=_help(ChannelSettings, "model"))] = None,
     snr_db: Annotated[Optional[float], typer.Option(help=_help(ChannelSettings, "snr_db"))] = None,
     seed: Annotated[Optional[int], typer.Option(help=_help(ChannelSettings, "seed"))] = None,
@@ -176,6 +202,11 @@ def receiver_serve(
     workers: RxWorkers = None,
     max_message_mb: RxMax = None,
     log_level: RxLog = None,
+    tls_cert: RxCert = None,
+    tls_key: RxKey = None,
+    tls_ca: RxCa = None,
+    tls_client_auth: RxClientAuth = None,
+    next_hop_tls: RxNextTls = None,
     max_batch: Annotated[Optional[int], typer.Option(help=_help(ReceiverSettings, "max_batch"))] = None,
     batch_wait_ms: Annotated[Optional[float], typer.Option(help=_help(ReceiverSettings, "batch_wait_ms"))] = None,
     max_queue: Annotated[Optional[int], typer.Option(help=_help(ReceiverSettings, "max_queue"))] = None,
@@ -238,11 +269,77 @@ def demo(
 def health(
     address: Annotated[str, typer.Argument(help="HOST:PORT of a service.")],
     service: Annotated[str, typer.Option(help="Service name to check; '' = the whole server.")] = "",
+    tls_ca: Annotated[Optional[Path], typer.Option(help="PEM CA of the service's certificate: probe over TLS.")] = None,
+    tls_cert: Annotated[Optional[Path], typer.Option(help="PEM client certificate (mutual TLS).")] = None,
+    tls_key: Annotated[Optional[Path], typer.Option(help="PEM private key of --tls-cert.")] = None,
 ) -> None:
     """Exit 0 if the service at ADDRESS answers grpc.health.v1 SERVING."""
     from gensemcom.shared.healthprobe import main
 
-    raise typer.Exit(main([address, "--service", service]))
+    tls = [arg for flag, path in (("--tls-ca", tls_ca), ("--tls-cert", tls_cert), ("--tls-key", tls_key))
+           if path is not None for arg in (flag, str(path))]
+    raise typer.Exit(main([address, "--service", service, *tls]))
+
+
+@app.command()
+def certs(
+    out: Annotated[Path, typer.Option(help="Folder for ca.pem, server.pem, client.pem and keys.")] = Path("certs"),
+    hosts: Annotated[
+        str, typer.Option(help="Comma-separated host names and IP addresses the server certificate is valid for.")
+    ] = "localhost,127.0.0.1,transmitter,channel,receiver",
+    days: Annotated[int, typer.Option(help="Validity in days (short: these are development certificates).")] = 30,
+    force: Annotated[bool, typer.Option(help="Replace existing files.")] = False,
+) -> None:
+    """Make a development CA and server and client certificates for TLS and mutual TLS (docs/security.md)."""
+    from gensemcom.certs import write_dev_certs  # cryptography loads only for this command
+
+    try:
+        files = write_dev_certs(out, hosts.split(","), days=days, force=force)
+    except (FileExistsError, ValueError) as error:
+        typer.echo(f"semcom certs: {error}", err=True)
+        raise typer.Exit(1) from None
+    for path in files.paths():
+        typer.echo(str(path))
+
+
+@app.command()
+def load(
+    target: Annotated[str, typer.Option(help="Transmitter HOST:PORT; loopback only unless --allow-remote.")],
+    images: Annotated[
+        Optional[Path], typer.Option(help="Image folder, read once and cycled; default ../shared/data/kodak24.")
+    ] = None,
+    rate: Annotated[Optional[float], typer.Option(help="Open loop: requests scheduled per second (≤ 10000).")] = None,
+    concurrency: Annotated[
+        Optional[int], typer.Option(help="Closed loop: workers, each sending when its last request ends (≤ 1024).")
+    ] = None,
+    duration: Annotated[float, typer.Option(help="Seconds to send for (≤ 3600).")] = 10.0,
+    requests: Annotated[Optional[int], typer.Option(help="Stop after this many requests (≤ 1000000).")] = None,
+    arrivals: Annotated[str, typer.Option(help="Open loop: 'uniform' or 'poisson' arrivals.")] = "uniform",
+    max_in_flight: Annotated[int, typer.Option(help="Open loop: outstanding requests before CLIENT_OVERLOAD.")] = 64,
+    timeout: Annotated[float, typer.Option(help="Deadline of each attempt, s.")] = 30.0,
+    retries: Annotated[int, typer.Option(help="Retries on UNAVAILABLE / RESOURCE_EXHAUSTED, backing off.")] = 0,
+    image_size: Annotated[Optional[str], typer.Option(help="Downscale images to fit WxH, e.g. 128x96.")] = None,
+    model: Annotated[str, typer.Option(help="Channel model: awgn, rayleigh, rician or tdl.")] = "awgn",
+    snr_db: Annotated[float, typer.Option(help="Es/N0 per complex symbol, dB.")] = 15.0,
+    seed: Annotated[int, typer.Option(help="Seed of Poisson arrivals and of the channel.")] = 0,
+    allow_remote: Annotated[bool, typer.Option(help="Allow a non-loopback target (you name it, you consent).")] = False,
+    out: Annotated[Optional[Path], typer.Option(help="Write the report as JSON here.")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Write a PNG plot of the latencies here.")] = None,
+    raw: Annotated[bool, typer.Option(help="Put every request (start, latency, status) in the JSON.")] = False,
+) -> None:
+    """Load a transmitter: open loop (--rate) or closed loop (--concurrency); latency, throughput, outcomes."""
+    from gensemcom.load import LoadSettings, main, parse_size
+
+    try:
+        settings = LoadSettings(
+            target, images=images, rate=rate, concurrency=concurrency, duration_s=duration, requests=requests,
+            arrivals=arrivals, max_in_flight=max_in_flight, timeout_s=timeout, retries=retries,
+            image_size=parse_size(image_size) if image_size else None, model=model, snr_db=snr_db, seed=seed,
+            allow_remote=allow_remote,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    raise typer.Exit(main(settings, out=out, plot_path=plot, raw=raw))
 
 
 _PASS_THROUGH = {"add_help_option": False,

@@ -25,6 +25,7 @@ from gensemcom.shared.phy.mcs import choose_mcs
 from gensemcom.shared.pilots import PilotPattern
 from gensemcom.shared.pb import semcom_pb2_grpc as pb_grpc
 from gensemcom.shared.rpc import Server
+from gensemcom.shared.security import summary as security_summary
 from gensemcom.transmitter.describe import Describer, StructuredDescriptor
 from gensemcom.transmitter.pipeline import Transmitter
 from gensemcom.transmitter.profiles import BUILTIN_PROFILES, ClientProfile, PipelinePool, profiles_from
@@ -142,7 +143,8 @@ def _start(settings: ServiceSettings, service: str, add: Callable[[Any, Any], No
     server = Server(settings, [SERVICE_NAMES[service]])
     add(servicer, server.grpc_server)
     port = server.start()
-    log.info("%s listening on %s:%d (next hop: %s)", service.lower(), settings.host, port, settings.next_hop or "none")
+    log.info("%s listening on %s:%d (next hop: %s; %s)", service.lower(), settings.host, port,
+             settings.next_hop or "none", security_summary(settings))
     return server
 
 

@@ -48,7 +48,8 @@ def noisy(img: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
 @pytest.mark.parametrize("net", ["alex", "vgg"])
 def test_lpips_heads_are_the_official_v01_release(net: str) -> None:
     # lpips loads heads with strict=False, so a key mismatch would silently leave random heads.
-    official = torch.load(shared_data_dir() / "weights" / "lpips_v0.1" / f"{net}.pth", map_location="cpu")
+    official = torch.load(shared_data_dir() / "weights" / "lpips_v0.1" / f"{net}.pth", map_location="cpu",
+                          weights_only=True)
     model = lpips_model(net)
     for k in range(5):
         assert torch.equal(getattr(model, f"lin{k}").model[1].weight, official[f"lin{k}.model.1.weight"])

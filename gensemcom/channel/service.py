@@ -19,7 +19,7 @@ from gensemcom.channel.link import ChannelParams, ChannelReport, apply_channel
 from gensemcom.shared.config import ChannelSettings
 from gensemcom.shared.pb import semcom_pb2 as pb
 from gensemcom.shared.pb import semcom_pb2_grpc as pb_grpc
-from gensemcom.shared.rpc import FailedPrecondition, Unavailable, connect, remaining_timeout, rpc_errors
+from gensemcom.shared.rpc import FailedPrecondition, Unavailable, connect_next_hop, remaining_timeout, rpc_errors
 from gensemcom.shared.frame import ChannelTruth
 from gensemcom.shared.wire import MAX_REPORTED_GAINS, frame_iq_from_pb, frame_with_iq_pb, truth_to_pb
 
@@ -60,7 +60,7 @@ def _through(external: ExternalChannel, iq: np.ndarray, frame_id: str) -> np.nda
 class ChannelService(pb_grpc.ChannelServicer):
     def __init__(self, settings: ChannelSettings) -> None:
         self.defaults = ChannelParams(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(ChannelParams)})
-        self._receiver = pb_grpc.ReceiverStub(connect(settings.next_hop, settings.max_message_mb)) \
+        self._receiver = pb_grpc.ReceiverStub(connect_next_hop(settings)) \
             if settings.next_hop else None
         self._external: ExternalChannel | None = make_transport(settings.external) if settings.external else None
         self._attach_truth_default = settings.attach_truth

@@ -8,7 +8,7 @@ file, and the defaults below. ``semcom <service> serve --help`` lists them.
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
 from gensemcom.shared.frame import PARTS, check_parts
@@ -21,7 +21,8 @@ Port = Annotated[int, Field(ge=0, le=65535)]
 class ServiceSettings(BaseSettings):
     """What every service has: where it listens, where it forwards, how big and busy it may get."""
 
-    model_config = SettingsConfigDict(extra="forbid")
+    # Errors name the field and the rule but never echo the input: it may hold a token.
+    model_config = SettingsConfigDict(extra="forbid", hide_input_in_errors=True)
 
     host: str = Field("127.0.0.1", description="interface to listen on (0.0.0.0 in containers)")
     port: Port = Field(0, description="TCP port; 0 picks a free one")
@@ -30,6 +31,44 @@ class ServiceSettings(BaseSettings):
     max_message_mb: int = Field(64, ge=1, le=1024, description="largest gRPC message, sent or received (MiB)")
     grace_s: float = Field(10.0, ge=0, description="on SIGTERM, time given to in-flight requests")
     log_level: str = Field("INFO", description="Python logging level")
+    tls_cert: Path | None = Field(
+        None, description="PEM certificate this service presents: TLS on its port, and its client "
+        "certificate on an mTLS next hop (docs/security.md)"
+    )
+    tls_key: Path | None = Field(None, description="PEM private key of --tls-cert")
+    tls_ca: Path | None = Field(
+        None, description="PEM CA bundle that client certificates (--tls-client-auth) and the next hop's certificate "
+        "(--next-hop-tls; unset: system roots) must chain to"
+    )
+    tls_client_auth: bool = Field(False, description="mutual TLS: refuse callers without a certificate from --tls-ca")
+    next_hop_tls: bool = Field(False, description="call the next hop over TLS, checking its certificate")
+    # Tokens come from the environment or the YAML file, never a flag: flags show in `ps` and shell history.
+    auth_token: SecretStr | None = Field(None, description="bearer token callers must send (health checks excepted)")
+    next_hop_token: SecretStr | None = Field(None, description="bearer token sent to the next hop")
+
+    @field_validator("auth_token", "next_hop_token")
+    @classmethod
+    def _token(cls, value: SecretStr | None) -> SecretStr | None:
+        """A token travels as an HTTP/2 header value: non-empty printable ASCII without spaces."""
+        text = None if value is None else value.get_secret_value()
+        if text is not None and not (text and text.isascii() and text.isprintable() and " " not in text):
+            raise ValueError("a token must be non-empty printable ASCII without spaces")
+        return value
+
+    @model_validator(mode="after")
+    def _security_is_consistent(self) -> "ServiceSettings":
+        """Refuse, at start-up, settings that would fail on first use or send a token in the clear."""
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: set both or neither")
+        if self.tls_client_auth and (self.tls_cert is None or self.tls_ca is None):
+            raise ValueError("tls_client_auth needs tls_cert, tls_key and tls_ca (the CA client certificates "
+                             "chain to)")
+        if self.auth_token is not None and self.tls_cert is None:
+            raise ValueError("auth_token needs TLS (tls_cert, tls_key): over plaintext the token can be read "
+                             "off the wire")
+        if self.next_hop_token is not None and not self.next_hop_tls:
+            raise ValueError("next_hop_token needs next_hop_tls: over plaintext the token can be read off the wire")
+        return self
 
 
 class TransmitterSettings(ServiceSettings):

@@ -7,19 +7,25 @@ module ships inside the package every image already installs.
 
 Run it as ``python -m gensemcom.shared.healthprobe HOST:PORT [--service NAME]``;
 it prints one line and exits 0 when the service reports SERVING, 1 otherwise.
+Against a TLS service add ``--tls-ca CA.pem`` (and ``--tls-cert``/``--tls-key``
+under mutual TLS). No token is needed: the health check is exempt from it.
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from gensemcom.shared.security import channel_credentials
+
 SERVING = health_pb2.HealthCheckResponse.ServingStatus.Name(health_pb2.HealthCheckResponse.SERVING)
 
 
-def probe(address: str, service: str = "", timeout_s: float = 2.0) -> str:
+def probe(address: str, service: str = "", timeout_s: float = 2.0,
+          credentials: grpc.ChannelCredentials | None = None) -> str:
     """Ask ``address`` for the health of ``service`` and name the answer.
 
     Returns the serving status name (``SERVING``, ``NOT_SERVING``, ...) or, when
@@ -27,6 +33,7 @@ def probe(address: str, service: str = "", timeout_s: float = 2.0) -> str:
     closed port, ``NOT_FOUND`` for a service the server does not know,
     ``DEADLINE_EXCEEDED``). A name rather than a bool lets the caller print why a
     check failed. The empty service name asks about the server as a whole.
+    ``credentials`` (from ``security.channel_credentials``) make it a TLS probe.
     """
     if not address.strip():
         raise ValueError("address must be HOST:PORT, got an empty string")
@@ -35,7 +42,10 @@ def probe(address: str, service: str = "", timeout_s: float = 2.0) -> str:
     request = health_pb2.HealthCheckRequest(service=service)
     # A probe talks to one service directly; an HTTP_PROXY that Docker injects
     # into containers must not reroute it.
-    with grpc.insecure_channel(address, options=[("grpc.enable_http_proxy", 0)]) as channel:
+    options = [("grpc.enable_http_proxy", 0)]
+    channel = grpc.insecure_channel(address, options=options) if credentials is None \
+        else grpc.secure_channel(address, credentials, options=options)
+    with channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
             response = stub.Check(request, timeout=timeout_s)
@@ -44,9 +54,10 @@ def probe(address: str, service: str = "", timeout_s: float = 2.0) -> str:
     return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
 
 
-def check(address: str, service: str = "", timeout_s: float = 2.0) -> bool:
+def check(address: str, service: str = "", timeout_s: float = 2.0,
+          credentials: grpc.ChannelCredentials | None = None) -> bool:
     """True when ``service`` at ``address`` answers SERVING within ``timeout_s``."""
-    return probe(address, service, timeout_s) == SERVING
+    return probe(address, service, timeout_s, credentials) == SERVING
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,10 +69,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("address", help="HOST:PORT of the service, e.g. localhost:50051")
     parser.add_argument("--service", default="", help="service name to ask about; empty means the whole server")
     parser.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for the answer")
+    parser.add_argument("--tls-ca", type=Path, help="PEM CA the service's certificate chains to: probe over TLS")
+    parser.add_argument("--tls-cert", type=Path, help="PEM client certificate, for a service that demands one")
+    parser.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
     args = parser.parse_args(argv)
+    if (args.tls_cert or args.tls_key) and not args.tls_ca:
+        parser.error("--tls-cert and --tls-key need --tls-ca")
     try:
-        status = probe(args.address, args.service, args.timeout)
-    except ValueError as error:
+        credentials = channel_credentials(args.tls_ca, args.tls_cert, args.tls_key) if args.tls_ca else None
+        status = probe(args.address, args.service, args.timeout, credentials)
+    except (ValueError, FileNotFoundError) as error:
         parser.error(str(error))
     target = f"{args.address} {args.service}" if args.service else args.address
     print(f"{target} {status}")

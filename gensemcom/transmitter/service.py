@@ -9,7 +9,7 @@ import grpc
 from gensemcom.shared.image_io import decode_image
 from gensemcom.shared.pb import semcom_pb2 as pb
 from gensemcom.shared.pb import semcom_pb2_grpc as pb_grpc
-from gensemcom.shared.rpc import connect, log_failure, remaining_timeout, rpc_errors
+from gensemcom.shared.rpc import connect_next_hop, log_failure, remaining_timeout, rpc_errors
 from gensemcom.shared.config import TransmitterSettings
 from gensemcom.shared.wire import frame_to_pb
 from gensemcom.transmitter.pipeline import Transmitter
@@ -28,7 +28,7 @@ class TransmitterService(pb_grpc.TransmitterServicer):
     def __init__(self, pipelines: PipelinePool[Transmitter], settings: TransmitterSettings) -> None:
         self.pipelines = pipelines
         self.settings = settings
-        self._channel = pb_grpc.ChannelStub(connect(settings.next_hop, settings.max_message_mb)) \
+        self._channel = pb_grpc.ChannelStub(connect_next_hop(settings)) \
             if settings.next_hop else None
 
     def _encode(self, request: pb.ImageRequest, profile: str) -> pb.Frame:

@@ -64,7 +64,8 @@ def convert(jax_dir: Path, net: str) -> dict[str, torch.Tensor]:
 
 def _check_heads(params: dict, net: str) -> None:
     """Raise unless the checkpoint's LPIPS heads equal the official v0.1 heads."""
-    official = torch.load(shared_data_dir() / "weights" / "lpips_v0.1" / f"{net}.pth", map_location="cpu")
+    official = torch.load(shared_data_dir() / "weights" / "lpips_v0.1" / f"{net}.pth", map_location="cpu",
+                          weights_only=True)
     for k in range(5):
         mine = _hwio_to_oihw(params[f"NetLinLayer_{k}"]["Conv_0"]["kernel"])
         if not torch.equal(mine, official[f"lin{k}.model.1.weight"]):
