@@ -76,6 +76,19 @@ ChCert, ChKey, ChCa, ChClientAuth, ChNextTls = _tls(ChannelSettings)
 RxCert, RxKey, RxCa, RxClientAuth, RxNextTls = _tls(ReceiverSettings)
 
 
+def _observability(cls: type[ServiceSettings]):
+    """Annotated types for the metrics and log-format options every service has (docs/observability.md)."""
+    return (
+        Annotated[Optional[int], typer.Option(help=_help(cls, "metrics_port"))],
+        Annotated[Optional[str], typer.Option(help=_help(cls, "log_format"))],
+    )
+
+
+TxMetrics, TxLogFormat = _observability(TransmitterSettings)
+ChMetrics, ChLogFormat = _observability(ChannelSettings)
+RxMetrics, RxLogFormat = _observability(ReceiverSettings)
+
+
 @transmitter_app.command("serve")
 def transmitter_serve(
     config: ConfigOpt = None,
@@ -90,6 +103,8 @@ def transmitter_serve(
     tls_ca: TxCa = None,
     tls_client_auth: TxClientAuth = None,
     next_hop_tls: TxNextTls = None,
+    metrics_port: TxMetrics = None,
+    log_format: TxLogFormat = None,
     segmenter: Annotated[Optional[str], typer.Option(help=_help(TransmitterSettings, "segmenter"))] = None,
     parts: Annotated[Optional[str], typer.Option(help=_help(TransmitterSettings, "parts"))] = None,
     weights_dir: Annotated[Optional[Path], typer.Option(help=_help(TransmitterSettings, "weights_dir"))] = None,
@@ -147,6 +162,8 @@ def channel_serve(
     tls_ca: ChCa = None,
     tls_client_auth: ChClientAuth = None,
     next_hop_tls: ChNextTls = None,
+    metrics_port: ChMetrics = None,
+    log_format: ChLogFormat = None,
     model: Annotated[Optional[str], typer.Option(help=_help(ChannelSettings, "model"))] = None,
     snr_db: Annotated[Optional[float], typer.Option(help=_help(ChannelSettings, "snr_db"))] = None,
     seed: Annotated[Optional[int], typer.Option(help=_help(ChannelSettings, "seed"))] = None,
@@ -207,6 +224,8 @@ def receiver_serve(
     tls_ca: RxCa = None,
     tls_client_auth: RxClientAuth = None,
     next_hop_tls: RxNextTls = None,
+    metrics_port: RxMetrics = None,
+    log_format: RxLogFormat = None,
     max_batch: Annotated[Optional[int], typer.Option(help=_help(ReceiverSettings, "max_batch"))] = None,
     batch_wait_ms: Annotated[Optional[float], typer.Option(help=_help(ReceiverSettings, "batch_wait_ms"))] = None,
     max_queue: Annotated[Optional[int], typer.Option(help=_help(ReceiverSettings, "max_queue"))] = None,

@@ -19,6 +19,7 @@ from gensemcom.shared.device import resolve_device
 from gensemcom.shared.digital import DigitalScheme, warm_up
 from gensemcom.shared.keycodecs import DeepJsccKey, KeyCodec, LinearKey
 from gensemcom.shared.maskcodec import MaskCodec
+from gensemcom.shared.observability import JsonFormatter, Observed
 from gensemcom.shared.paths import shared_data_dir
 from gensemcom.shared.pb import semcom_pb2
 from gensemcom.shared.phy.mcs import choose_mcs
@@ -133,16 +134,19 @@ def build_inpainter(settings: ReceiverSettings) -> Inpainter:
 
 
 def configure_logging(settings: ServiceSettings, service: str) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format=f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter(service) if settings.log_format == "json"
+                         else logging.Formatter(f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s"))
+    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler])
 
 
-def _start(settings: ServiceSettings, service: str, add: Callable[[Any, Any], None], servicer: object) -> Server:
+def _start(settings: ServiceSettings, service: str, add: Callable[[Any, Any], None], servicer: Observed) -> Server:
     server = Server(settings, [SERVICE_NAMES[service]])
     add(servicer, server.grpc_server)
     port = server.start()
+    if settings.metrics_port:
+        servicer.metrics.serve(settings.host, settings.metrics_port)
+        log.info("%s metrics on http://%s:%d/metrics", service.lower(), settings.host, settings.metrics_port)
     log.info("%s listening on %s:%d (next hop: %s; %s)", service.lower(), settings.host, port,
              settings.next_hop or "none", security_summary(settings))
     return server

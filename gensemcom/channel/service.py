@@ -17,11 +17,12 @@ from gensemcom.channel.external import ExternalChannel, ExternalChannelError
 from gensemcom.channel.external.spec import make_transport
 from gensemcom.channel.link import ChannelParams, ChannelReport, apply_channel
 from gensemcom.shared.config import ChannelSettings
+from gensemcom.shared.observability import ServiceMetrics, frame_ids, observed
 from gensemcom.shared.pb import semcom_pb2 as pb
 from gensemcom.shared.pb import semcom_pb2_grpc as pb_grpc
 from gensemcom.shared.rpc import FailedPrecondition, Unavailable, connect_next_hop, remaining_timeout, rpc_errors
-from gensemcom.shared.frame import ChannelTruth
-from gensemcom.shared.wire import MAX_REPORTED_GAINS, frame_iq_from_pb, frame_with_iq_pb, truth_to_pb
+from gensemcom.shared.frame import ChannelTruth, Timing
+from gensemcom.shared.wire import MAX_REPORTED_GAINS, frame_iq_from_pb, frame_with_iq_pb, timing_to_pb, truth_to_pb
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class ChannelService(pb_grpc.ChannelServicer):
             if settings.next_hop else None
         self._external: ExternalChannel | None = make_transport(settings.external) if settings.external else None
         self._attach_truth_default = settings.attach_truth
+        self.metrics = ServiceMetrics("channel")
 
     def _apply(self, request: pb.ChannelInput, out: pb.Frame) -> pb.ChannelReport:
         """Write the frame after the channel into ``out`` (a field of the reply, so it is never copied again)."""
@@ -76,6 +78,7 @@ class ChannelService(pb_grpc.ChannelServicer):
             y, report = apply_channel(iq, params, frame_id)
             stage, report_pb, what = params.model, report_to_pb(report), f"{params.model} at {params.snr_db:.1f} dB"
             truth = ChannelTruth(report.state.per_symbol(y.size), report.state.no) if attach_truth else None
+            self.metrics.snr(params.snr_db)
         else:
             if attach_truth:
                 raise FailedPrecondition("an external channel cannot report its true gains (attach_truth)")
@@ -86,8 +89,11 @@ class ChannelService(pb_grpc.ChannelServicer):
         frame_with_iq_pb(request.frame, y, out)
         if truth is not None:
             out.truth.CopyFrom(truth_to_pb(truth))
-        out.timings.add(hop="channel", stage=stage, ms=(time.perf_counter() - start) * 1e3)
-        log.info("frame %s: %s, %d symbols", frame_id, what, iq.size)
+        timing = Timing("channel", stage, (time.perf_counter() - start) * 1e3)
+        out.timings.append(timing_to_pb(timing))
+        self.metrics.stages([timing])
+        log.info("frame %s: %s, %d symbols", frame_id, what, iq.size,
+                 extra=frame_ids(frame_id, request.frame.header.stream_id))
         return report_pb
 
     def _attach_truth(self, config: pb.ChannelConfig) -> bool:
@@ -99,12 +105,14 @@ class ChannelService(pb_grpc.ChannelServicer):
             self._external.close()
 
     @rpc_errors
+    @observed
     def Apply(self, request: pb.ChannelInput, context: grpc.ServicerContext) -> pb.ChannelOutput:
         reply = pb.ChannelOutput()
         reply.report.CopyFrom(self._apply(request, reply.frame))
         return reply
 
     @rpc_errors
+    @observed
     def Forward(self, request: pb.ChannelInput, context: grpc.ServicerContext) -> pb.Delivery:
         if self._receiver is None:
             raise FailedPrecondition("this channel has no next hop configured; use Apply")

@@ -36,7 +36,7 @@ RADAR = "radar.png"
 SAMPLES = "samples.png"
 FIGURE_FILES = (LPIPS_VS_NONKEY, METRICS_VS_SNR, CHANNELS, RADAR, SAMPLES)
 
-# Schemes that send no key region: their output does not depend on the non-key target.
+# Schemes whose transmission does not depend on the non-key target (no key region, or the whole image).
 WHOLE_IMAGE_SCHEMES = RATIO_FREE
 SNR_PANEL_METRICS = ("psnr", "ssim", "vsi")  # plus LPIPS, whichever network the run measured
 MAX_SAMPLE_IMAGES = 4
@@ -269,7 +269,7 @@ def lpips_vs_nonkey(rows: Sequence[dict], schemes: Sequence[str], base: Conditio
         ax.errorbar([p.x for p in points], [p.stat.mean for p in points], yerr=[p.stat.se for p in points],
                     fmt="o-", color=colours[scheme], capsize=3, ms=4, label=scheme)
     for scheme, stat in lines.items():
-        ax.axhline(stat.mean, color=colours[scheme], ls="--", label=f"{scheme} (no key region)")
+        ax.axhline(stat.mean, color=colours[scheme], ls="--", label=f"{scheme} (independent of α)")
         if math.isfinite(stat.se):
             ax.axhspan(stat.mean - stat.se, stat.mean + stat.se, color=colours[scheme], alpha=0.15, lw=0)
     ax.set_xlabel("achieved non-key share 1 − α")
@@ -285,7 +285,7 @@ def lpips_vs_nonkey(rows: Sequence[dict], schemes: Sequence[str], base: Conditio
         return best_phrase(values, info) if values else "no scheme has a value"
 
     text = (f"{info.label} ({better(info)}) against the achieved non-key share 1 − α on {base.channel} at "
-            f"{base.snr_db:g} dB, with standard-error bars over images (dashed: schemes without a key region); "
+            f"{base.snr_db:g} dB, with standard-error bars over images (dashed: schemes that do not depend on α); "
             f"at the smallest non-key target ({targets[0]:g}) {best_at(targets[0])}, and at the largest "
             f"({targets[-1]:g}) {best_at(targets[-1])}.")
     return ReportFigure(title, name, text)

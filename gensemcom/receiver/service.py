@@ -12,6 +12,7 @@ from gensemcom.shared.pb import semcom_pb2 as pb
 from gensemcom.shared.pb import semcom_pb2_grpc as pb_grpc
 from gensemcom.shared.batching import Batcher
 from gensemcom.shared.frame import Frame
+from gensemcom.shared.observability import ServiceMetrics, frame_ids, observed
 from gensemcom.shared.rpc import remaining_timeout, rpc_errors
 from gensemcom.shared.wire import MAX_REPORTED_GAINS, frame_from_pb, timing_to_pb
 
@@ -76,14 +77,21 @@ class ReceiverService(pb_grpc.ReceiverServicer):
 
     def __init__(self, receiver: Receiver, max_batch: int = 8, max_wait_s: float = 0.005, max_queue: int = 32) -> None:
         self.receiver = receiver
+        self.metrics = ServiceMetrics("receiver")
         self.batcher: Batcher[Frame, Reconstruction | Exception] = Batcher(
-            receiver.decode_batch, max_batch, max_wait_s, max_queue, name="receiver-worker"
+            self._decode_batch, max_batch, max_wait_s, max_queue, name="receiver-worker"
         )
+        self.metrics.watch_queue(lambda: self.batcher.waiting)
+
+    def _decode_batch(self, frames: list[Frame]) -> list[Reconstruction | Exception]:
+        self.metrics.batch(len(frames))
+        return self.receiver.decode_batch(frames)
 
     def close(self) -> None:
         self.batcher.close()
 
     @rpc_errors
+    @observed
     def Decode(self, request: pb.Frame, context: grpc.ServicerContext) -> pb.Delivery:
         start = time.perf_counter()
         frame = frame_from_pb(request)
@@ -92,7 +100,10 @@ class ReceiverService(pb_grpc.ReceiverServicer):
             raise rec
         h = frame.header
         delivery = delivery_from(request, rec, f"{h.key_codec.id}/{h.key_codec.version}")
+        self.metrics.stages(rec.timings)
+        self.metrics.snr(rec.link.estimate.snr_db)
         log.info("frame %s: decoded in %.1f ms, est. SNR %.1f dB, crc %s", h.frame_id,
                  (time.perf_counter() - start) * 1e3, rec.link.estimate.snr_db,
-                 ",".join(f"{o.kind.name}={'ok' if o.crc_ok else 'FAIL'}" for o in rec.outcomes))
+                 ",".join(f"{o.kind.name}={'ok' if o.crc_ok else 'FAIL'}" for o in rec.outcomes),
+                 extra=frame_ids(h.frame_id, h.stream_id))
         return delivery

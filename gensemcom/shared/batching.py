@@ -62,6 +62,11 @@ class Batcher(Generic[I, O]):
     def stats(self) -> BatchStats:
         return BatchStats(self._batches, self._items, self._largest)
 
+    @property
+    def waiting(self) -> int:
+        """Items queued and not yet taken into a batch (approximate while other threads submit)."""
+        return self._queue.qsize()
+
     def submit(self, item: I) -> Future:
         """Queue ``item``; its Future resolves to its result. Raises Overloaded when the queue is full."""
         if self._stop.is_set():

@@ -31,6 +31,10 @@ class ServiceSettings(BaseSettings):
     max_message_mb: int = Field(64, ge=1, le=1024, description="largest gRPC message, sent or received (MiB)")
     grace_s: float = Field(10.0, ge=0, description="on SIGTERM, time given to in-flight requests")
     log_level: str = Field("INFO", description="Python logging level")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="log lines as text, or one JSON object each with frame_id/stream_id fields"
+    )
+    metrics_port: Port = Field(0, description="serve Prometheus /metrics over HTTP on this port; 0 = off")
     tls_cert: Path | None = Field(
         None, description="PEM certificate this service presents: TLS on its port, and its client "
         "certificate on an mTLS next hop (docs/security.md)"

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import grpc
 
 from gensemcom.shared.image_io import decode_image
+from gensemcom.shared.observability import Call, ServiceMetrics, frame_ids, observed
 from gensemcom.shared.pb import semcom_pb2 as pb
 from gensemcom.shared.pb import semcom_pb2_grpc as pb_grpc
 from gensemcom.shared.rpc import connect_next_hop, log_failure, remaining_timeout, rpc_errors
@@ -28,6 +29,7 @@ class TransmitterService(pb_grpc.TransmitterServicer):
     def __init__(self, pipelines: PipelinePool[Transmitter], settings: TransmitterSettings) -> None:
         self.pipelines = pipelines
         self.settings = settings
+        self.metrics = ServiceMetrics("transmitter")
         self._channel = pb_grpc.ChannelStub(connect_next_hop(settings)) \
             if settings.next_hop else None
 
@@ -38,11 +40,14 @@ class TransmitterService(pb_grpc.TransmitterServicer):
         alpha = None if request.alpha == 0 else check_alpha_target(request.alpha)
         frame = transmitter.encode(image, frame_id=frame_id, stream_id=request.stream_id, seq=request.seq,
                                    alpha=alpha)
+        self.metrics.stages(frame.timings)
+        self.metrics.symbols(frame)
         log.info("frame %s: %dx%d, alpha %.3f, %d symbols, profile %s", frame_id, image.shape[1], image.shape[0],
-                 frame.header.alpha, frame.n_symbols, profile or "-")
+                 frame.header.alpha, frame.n_symbols, profile or "-", extra=frame_ids(frame_id, request.stream_id))
         return frame_to_pb(frame)
 
     @rpc_errors
+    @observed
     def Encode(self, request: pb.ImageRequest, context: grpc.ServicerContext) -> pb.Frame:
         return self._encode(request, client_profile(context))
 
@@ -50,9 +55,12 @@ class TransmitterService(pb_grpc.TransmitterServicer):
         """One Delivery per image, in order; a failed image gets a Delivery with its status, the stream goes on."""
         profile = client_profile(context)
         for request in request_iterator:
-            yield self._send_one(request, profile, context)
+            with self.metrics.request("Send") as call:  # one count per image, under the code its Delivery carries
+                delivery = self._send_one(request, profile, context, call)
+            yield delivery
 
-    def _send_one(self, request: pb.ImageRequest, profile: str, context: grpc.ServicerContext) -> pb.Delivery:
+    def _send_one(self, request: pb.ImageRequest, profile: str, context: grpc.ServicerContext,
+                  call: Call) -> pb.Delivery:
         frame_id = request.frame_id
         try:
             if self._channel is None:
@@ -63,6 +71,7 @@ class TransmitterService(pb_grpc.TransmitterServicer):
                                              timeout=remaining_timeout(context))
         except Exception as exc:  # noqa: BLE001 - each image gets exactly one outcome, the stream survives
             code, message = log_failure(exc, f"frame {frame_id or '-'}")
+            call.code = code.name
             delivery = pb.Delivery(frame_id=frame_id, stream_id=request.stream_id, seq=request.seq,
                                    status=pb.Status(code=code.value[0], message=message))
         delivery.request_id = request.request_id
