@@ -89,6 +89,21 @@ ChMetrics, ChLogFormat = _observability(ChannelSettings)
 RxMetrics, RxLogFormat = _observability(ReceiverSettings)
 
 
+def _limits(cls: type[ServiceSettings]):
+    """Annotated types for the backpressure and keepalive options every service has (docs/reliability.md)."""
+    return (
+        Annotated[Optional[int], typer.Option(help=_help(cls, "max_in_flight"))],
+        Annotated[Optional[int], typer.Option(help=_help(cls, "retry_after_ms"))],
+        Annotated[Optional[float], typer.Option(help=_help(cls, "keepalive_s"))],
+        Annotated[Optional[float], typer.Option(help=_help(cls, "keepalive_timeout_s"))],
+    )
+
+
+TxInFlight, TxRetryAfter, TxKeepalive, TxKeepaliveTimeout = _limits(TransmitterSettings)
+ChInFlight, ChRetryAfter, ChKeepalive, ChKeepaliveTimeout = _limits(ChannelSettings)
+RxInFlight, RxRetryAfter, RxKeepalive, RxKeepaliveTimeout = _limits(ReceiverSettings)
+
+
 @transmitter_app.command("serve")
 def transmitter_serve(
     config: ConfigOpt = None,
@@ -105,6 +120,10 @@ def transmitter_serve(
     next_hop_tls: TxNextTls = None,
     metrics_port: TxMetrics = None,
     log_format: TxLogFormat = None,
+    max_in_flight: TxInFlight = None,
+    retry_after_ms: TxRetryAfter = None,
+    keepalive_s: TxKeepalive = None,
+    keepalive_timeout_s: TxKeepaliveTimeout = None,
     segmenter: Annotated[Optional[str], typer.Option(help=_help(TransmitterSettings, "segmenter"))] = None,
     parts: Annotated[Optional[str], typer.Option(help=_help(TransmitterSettings, "parts"))] = None,
     weights_dir: Annotated[Optional[Path], typer.Option(help=_help(TransmitterSettings, "weights_dir"))] = None,
@@ -164,6 +183,11 @@ def channel_serve(
     next_hop_tls: ChNextTls = None,
     metrics_port: ChMetrics = None,
     log_format: ChLogFormat = None,
+    max_in_flight: ChInFlight = None,
+    retry_after_ms: ChRetryAfter = None,
+    keepalive_s: ChKeepalive = None,
+    keepalive_timeout_s: ChKeepaliveTimeout = None,
+    dedupe_window: Annotated[Optional[int], typer.Option(help=_help(ChannelSettings, "dedupe_window"))] = None,
     model: Annotated[Optional[str], typer.Option(help=_help(ChannelSettings, "model"))] = None,
     snr_db: Annotated[Optional[float], typer.Option(help=_help(ChannelSettings, "snr_db"))] = None,
     seed: Annotated[Optional[int], typer.Option(help=_help(ChannelSettings, "seed"))] = None,
@@ -226,6 +250,11 @@ def receiver_serve(
     next_hop_tls: RxNextTls = None,
     metrics_port: RxMetrics = None,
     log_format: RxLogFormat = None,
+    max_in_flight: RxInFlight = None,
+    retry_after_ms: RxRetryAfter = None,
+    keepalive_s: RxKeepalive = None,
+    keepalive_timeout_s: RxKeepaliveTimeout = None,
+    dedupe_window: Annotated[Optional[int], typer.Option(help=_help(ReceiverSettings, "dedupe_window"))] = None,
     max_batch: Annotated[Optional[int], typer.Option(help=_help(ReceiverSettings, "max_batch"))] = None,
     batch_wait_ms: Annotated[Optional[float], typer.Option(help=_help(ReceiverSettings, "batch_wait_ms"))] = None,
     max_queue: Annotated[Optional[int], typer.Option(help=_help(ReceiverSettings, "max_queue"))] = None,

@@ -32,7 +32,7 @@ from gensemcom.shared.image_io import decode_image
 from gensemcom.shared.paths import shared_data_dir
 from gensemcom.shared.pb import semcom_pb2 as pb
 from gensemcom.shared.pb import semcom_pb2_grpc as pb_grpc
-from gensemcom.shared.rpc import connect
+from gensemcom.shared.rpc import connect_client
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 PANEL_HEIGHT = 320
@@ -178,7 +178,7 @@ def run_demo(
 
 def stream(target: str, paths: list[Path], out: Path, config: pb.ChannelConfig) -> list[dict]:
     """Send every image over one Send stream; one result per image, in order."""
-    stub = pb_grpc.TransmitterStub(connect(target, MAX_MESSAGE_MB))
+    stub = pb_grpc.TransmitterStub(connect_client(target, MAX_MESSAGE_MB))
 
     def requests() -> Iterator[pb.ImageRequest]:
         for seq, path in enumerate(paths):

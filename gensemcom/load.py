@@ -48,7 +48,7 @@ from gensemcom.demo import MAX_MESSAGE_MB, find_images
 from gensemcom.shared.paths import shared_data_dir
 from gensemcom.shared.pb import semcom_pb2 as pb
 from gensemcom.shared.pb import semcom_pb2_grpc as pb_grpc
-from gensemcom.shared.rpc import connect
+from gensemcom.shared.rpc import connect_client
 
 MAX_DURATION_S = 3600.0
 MAX_REQUESTS = 1_000_000
@@ -476,7 +476,7 @@ def run_load(settings: LoadSettings, raw: bool = False, progress: bool = True) -
     times = None if settings.rate is None else send_times(
         settings.rate, settings.duration_s, settings.limit, settings.arrivals, np.random.default_rng(settings.seed))
     total = settings.requests if times is None else len(times)
-    with (connect(settings.target, MAX_MESSAGE_MB) as channel,
+    with (connect_client(settings.target, MAX_MESSAGE_MB) as channel,
           tqdm(total=total, unit="req", file=sys.stderr, disable=not progress, desc=f"{settings.mode} loop") as bar):
         client = ChainClient(channel, images, settings)
         recorder = Recorder(time.perf_counter, on_record=bar.update)

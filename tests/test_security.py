@@ -212,3 +212,24 @@ def test_certs_command_writes_a_verifiable_chain_with_private_keys(tmp_path: Pat
     forced = CliRunner().invoke(app, ["certs", "--out", str(out), "--force"])
     assert forced.exit_code == 0 and files.ca.read_bytes() != before
     assert stat.S_IMODE(files.server_key.stat().st_mode) == 0o600
+
+
+def test_command_line_clients_take_tls_and_token_from_the_environment(
+    certs: DevCerts, frame: pb.Frame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """demo, load and eval --via grpc connect with connect_client: TLS and token from SEMCOM_TLS_* / SEMCOM_TOKEN."""
+    from gensemcom.shared.rpc import connect_client
+    from gensemcom.shared.security import client_credentials_from_env
+
+    assert client_credentials_from_env({}) is None
+    with pytest.raises(ValueError, match="TLS is not"):
+        client_credentials_from_env({"SEMCOM_TOKEN": TOKEN})
+    with serving(start_channel, ChannelSettings(**tls(certs, auth_token=TOKEN))) as address:
+        monkeypatch.setenv("SEMCOM_TLS_CA", str(certs.ca))
+        with connect_client(address, 4) as channel, pytest.raises(grpc.RpcError) as info:
+            pb_grpc.ChannelStub(channel).Apply(pb.ChannelInput(frame=frame), timeout=10)
+        assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        monkeypatch.setenv("SEMCOM_TOKEN", TOKEN)
+        with connect_client(address, 4) as channel:
+            out = pb_grpc.ChannelStub(channel).Apply(pb.ChannelInput(frame=frame), timeout=10)
+        assert same_shape(out, frame)

@@ -16,7 +16,7 @@ from PIL import Image
 from gensemcom.eval.schemes import PROFILE, Condition, Transmission, alpha_target, sends_key_region
 from gensemcom.shared.pb import semcom_pb2 as pb
 from gensemcom.shared.pb import semcom_pb2_grpc as pb_grpc
-from gensemcom.shared.rpc import connect
+from gensemcom.shared.rpc import connect_client
 from gensemcom.transmitter.profiles import PROFILE_METADATA_KEY
 
 MAX_MESSAGE_MB = 64
@@ -36,7 +36,7 @@ class RemoteChain:
     def __init__(self, address: str, timeout_s: float = 600.0) -> None:
         self.address = address
         self.timeout_s = timeout_s
-        self._stub = pb_grpc.TransmitterStub(connect(address, MAX_MESSAGE_MB))
+        self._stub = pb_grpc.TransmitterStub(connect_client(address, MAX_MESSAGE_MB))
 
     def send(self, image: np.ndarray, name: str, scheme: str, condition: Condition) -> Transmission:
         frame_id = condition.frame_id(name)

@@ -13,7 +13,7 @@ from gensemcom.shared.pb import semcom_pb2_grpc as pb_grpc
 from gensemcom.shared.batching import Batcher
 from gensemcom.shared.frame import Frame
 from gensemcom.shared.observability import ServiceMetrics, frame_ids, observed
-from gensemcom.shared.rpc import remaining_timeout, rpc_errors
+from gensemcom.shared.rpc import rpc_errors
 from gensemcom.shared.wire import MAX_REPORTED_GAINS, frame_from_pb, timing_to_pb
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,9 @@ class ReceiverService(pb_grpc.ReceiverServicer):
     def Decode(self, request: pb.Frame, context: grpc.ServicerContext) -> pb.Delivery:
         start = time.perf_counter()
         frame = frame_from_pb(request)
-        rec = self.batcher(frame, timeout=remaining_timeout(context))
+        # No deadline here: a queued frame is decoded anyway, and a retry of it waits for this outcome
+        # (docs/reliability.md) rather than decoding it twice.
+        rec = self.batcher(frame)
         if isinstance(rec, Exception):
             raise rec
         h = frame.header

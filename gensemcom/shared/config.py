@@ -30,6 +30,25 @@ class ServiceSettings(BaseSettings):
     workers: int = Field(8, ge=1, le=256, description="gRPC worker threads")
     max_message_mb: int = Field(64, ge=1, le=1024, description="largest gRPC message, sent or received (MiB)")
     grace_s: float = Field(10.0, ge=0, description="on SIGTERM, time given to in-flight requests")
+    # Backpressure and faults: docs/reliability.md.
+    max_in_flight: int = Field(
+        64, ge=1, le=100_000,
+        description="calls held at once, waiting for a worker included; more get RESOURCE_EXHAUSTED + retry-after-ms",
+    )
+    retry_after_ms: int = Field(
+        200, ge=0, le=600_000, description="wait a refused caller is told in the retry-after-ms trailing metadata"
+    )
+    keepalive_s: float = Field(
+        30.0, ge=1, le=7200, description="HTTP/2 keepalive ping interval on every connection (to and from this service)"
+    )
+    keepalive_timeout_s: float = Field(
+        10.0, ge=1, le=600, description="a connection whose keepalive ping is unanswered this long is dropped"
+    )
+    dedupe_window: int = Field(
+        64, ge=0, le=65_536,
+        description="frames whose outcome Decode (receiver) and Forward (channel) remember, so a retried frame id "
+        "is answered, not processed twice; 0 = off",
+    )
     log_level: str = Field("INFO", description="Python logging level")
     log_format: Literal["text", "json"] = Field(
         "text", description="log lines as text, or one JSON object each with frame_id/stream_id fields"

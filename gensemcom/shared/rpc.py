@@ -1,10 +1,11 @@
 """gRPC plumbing shared by the three services: server set-up, error mapping, clients.
 
 The adapters in ``*/service.py`` stay thin because everything generic lives
-here: health and reflection services, message-size limits, TLS and the token
-check (``security``), graceful shutdown on SIGTERM, and the mapping from Python
-exceptions to gRPC status codes that keeps a service alive whatever a request
-contains.
+here: health and reflection services, message-size limits and keepalive, TLS
+and the token check (``security``), the in-flight limit and frame-id
+idempotency (``limits``), graceful shutdown on SIGTERM, and the mapping from
+Python exceptions to gRPC status codes that keeps a service alive whatever a
+request contains.
 """
 
 import functools
@@ -20,8 +21,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from gensemcom.shared.config import ServiceSettings
+from gensemcom.shared.limits import Idempotent, InFlightLimit, retry_after_from, retry_after_metadata
 from gensemcom.shared.malformed import MalformedRequests
-from gensemcom.shared.security import next_hop_credentials, server_credentials, token_interceptors
+from gensemcom.shared.security import (
+    client_credentials_from_env, next_hop_credentials, server_credentials, token_interceptors,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +40,15 @@ class UnsupportedCodec(FailedPrecondition):
     """A frame needs a codec (id, version) this receiver does not have."""
 
 
+_SETTINGS = ServiceSettings.model_fields  # their defaults are the defaults of the helpers below
+
+
 class Overloaded(RuntimeError):
-    """The service is at capacity: RESOURCE_EXHAUSTED."""
+    """The service is at capacity: RESOURCE_EXHAUSTED, with trailing metadata ``retry-after-ms``."""
+
+    def __init__(self, message: str, retry_after_ms: int = _SETTINGS["retry_after_ms"].default) -> None:
+        super().__init__(message)
+        self.retry_after_ms = retry_after_ms
 
 
 class Unavailable(RuntimeError):
@@ -63,8 +74,27 @@ def status_for(exc: BaseException) -> grpc.StatusCode:
 
 def message_for(exc: BaseException) -> str:
     if isinstance(exc, grpc.RpcError) and hasattr(exc, "details"):
-        return f"downstream: {exc.details()}"
+        details = exc.details() or ""
+        if "larger than max" in details:  # grpc's own words for a message over a hop's size limit
+            details += "; every hop's max_message_mb must allow this message"
+        return f"downstream: {details}"
     return str(exc) or type(exc).__name__
+
+
+def retry_after_ms(exc: BaseException) -> int | None:
+    """When the caller may retry a request that failed with ``exc``: ours, or the one a next hop sent."""
+    if isinstance(exc, Overloaded):
+        return exc.retry_after_ms
+    if isinstance(exc, grpc.RpcError) and hasattr(exc, "trailing_metadata"):
+        return retry_after_from(exc.trailing_metadata())
+    return None
+
+
+def relay_retry_after(exc: BaseException, context: grpc.ServicerContext) -> None:
+    """Pass the retry hint of ``exc`` (if any) to our caller, so a refusal three hops away reaches the client."""
+    ms = retry_after_ms(exc)
+    if ms is not None:
+        context.set_trailing_metadata(retry_after_metadata(ms))
 
 
 def log_failure(exc: BaseException, what: str) -> tuple[grpc.StatusCode, str]:
@@ -85,30 +115,72 @@ def rpc_errors(method: F) -> F:
         try:
             return method(self, request, context)
         except Exception as exc:  # noqa: BLE001 - every failure must become a status, never a crash
+            relay_retry_after(exc, context)
             context.abort(*log_failure(exc, method.__name__))
 
     return wrapper  # type: ignore[return-value]
 
 
-def channel_options(max_message_mb: int) -> list[tuple[str, int]]:
+#: A server accepts pings this close together: half the shortest keepalive_s a hop may set (1 s), for timer jitter.
+ACCEPTED_PING_INTERVAL_MS = 500
+#: A restarted next hop is found again within this long, however long it was down (grpc's default: 2 min).
+MAX_RECONNECT_BACKOFF_MS = 5_000
+
+
+def channel_options(
+    max_message_mb: int,
+    keepalive_s: float = _SETTINGS["keepalive_s"].default,
+    keepalive_timeout_s: float = _SETTINGS["keepalive_timeout_s"].default,
+) -> list[tuple[str, int]]:
+    """Options every server and client channel of the chain shares (docs/reliability.md).
+
+    Each side pings its peer every ``keepalive_s`` and drops the connection
+    when a ping is not answered within ``keepalive_timeout_s``: a call to a
+    hop whose machine vanished fails with UNAVAILABLE instead of hanging
+    until its deadline. The ping policy lets pings continue during a long
+    silent call (a slow decode) and lets a server accept them from any hop
+    whose keepalive_s is within the allowed range, so they never cost a
+    GOAWAY ("too_many_pings").
+    """
     limit = max_message_mb * 1024 * 1024
     return [
         ("grpc.max_send_message_length", limit),
         ("grpc.max_receive_message_length", limit),
+        ("grpc.keepalive_time_ms", round(keepalive_s * 1000)),
+        ("grpc.keepalive_timeout_ms", round(keepalive_timeout_s * 1000)),
+        # grpc 1.85 times an unanswered ping out by this (default 1 min), whatever keepalive_timeout_ms says (measured)
+        ("grpc.http2.ping_timeout_ms", round(keepalive_timeout_s * 1000)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.http2.min_ping_interval_without_data_ms", ACCEPTED_PING_INTERVAL_MS),
+        ("grpc.max_reconnect_backoff_ms", MAX_RECONNECT_BACKOFF_MS),
     ]
 
 
-def connect(address: str, max_message_mb: int, credentials: grpc.ChannelCredentials | None = None) -> grpc.Channel:
-    """Client channel with the same message-size limits as the server; TLS when ``credentials`` are given."""
-    options = channel_options(max_message_mb)
+def connect(
+    address: str,
+    max_message_mb: int,
+    credentials: grpc.ChannelCredentials | None = None,
+    keepalive_s: float = _SETTINGS["keepalive_s"].default,
+    keepalive_timeout_s: float = _SETTINGS["keepalive_timeout_s"].default,
+) -> grpc.Channel:
+    """Client channel with the same message-size limits and keepalive as the server; TLS when ``credentials``."""
+    options = channel_options(max_message_mb, keepalive_s, keepalive_timeout_s)
     if credentials is None:
         return grpc.insecure_channel(address, options=options)
     return grpc.secure_channel(address, credentials, options=options)
 
 
+def connect_client(address: str, max_message_mb: int) -> grpc.Channel:
+    """A command-line client's channel (demo, load, eval): TLS and token from the environment
+    (``SEMCOM_TLS_CA``, ``SEMCOM_TLS_CERT``, ``SEMCOM_TLS_KEY``, ``SEMCOM_TOKEN``; docs/security.md)."""
+    return connect(address, max_message_mb, client_credentials_from_env())
+
+
 def connect_next_hop(settings: ServiceSettings) -> grpc.Channel:
     """A service's channel to its next hop, secured as its settings say (docs/security.md)."""
-    return connect(settings.next_hop, settings.max_message_mb, next_hop_credentials(settings))
+    return connect(settings.next_hop, settings.max_message_mb, next_hop_credentials(settings), settings.keepalive_s,
+                   settings.keepalive_timeout_s)
 
 
 def remaining_timeout(context: grpc.ServicerContext) -> float | None:
@@ -118,15 +190,22 @@ def remaining_timeout(context: grpc.ServicerContext) -> float | None:
 
 
 class Server:
-    """A gRPC server with health, reflection, limits and graceful SIGTERM handling."""
+    """A gRPC server with health, reflection, limits and graceful SIGTERM handling.
+
+    Interceptors, outermost first: the in-flight limit (the cheapest refusal),
+    the token check, unparsable requests, then frame-id idempotency, so that
+    only authorised, well-formed calls ever see a remembered outcome.
+    """
 
     def __init__(self, settings: ServiceSettings, service_names: Iterable[str]) -> None:
         self.settings = settings
         self.service_names = list(service_names)
+        self.limit = InFlightLimit(settings.max_in_flight, settings.retry_after_ms)
+        self.idempotent = Idempotent(settings.dedupe_window)
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.workers),
-            options=channel_options(settings.max_message_mb),
-            interceptors=[*token_interceptors(settings), MalformedRequests()],
+            options=channel_options(settings.max_message_mb, settings.keepalive_s, settings.keepalive_timeout_s),
+            interceptors=[self.limit, *token_interceptors(settings), MalformedRequests(), self.idempotent],
         )
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)

@@ -18,7 +18,8 @@ they act on the connection before any method is known.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +75,28 @@ def channel_credentials(
     if token is None:
         return credentials
     return grpc.composite_channel_credentials(credentials, grpc.access_token_call_credentials(token))
+
+
+#: Environment variables the command-line clients (demo, load, eval --via grpc) read their security from.
+CLIENT_ENV = {"ca": "SEMCOM_TLS_CA", "cert": "SEMCOM_TLS_CERT", "key": "SEMCOM_TLS_KEY", "token": "SEMCOM_TOKEN"}
+
+
+def client_credentials_from_env(env: Mapping[str, str] | None = None) -> grpc.ChannelCredentials | None:
+    """A command-line client's credentials from ``SEMCOM_TLS_CA/CERT/KEY`` and ``SEMCOM_TOKEN``; None = plaintext.
+
+    From the environment, not flags, so that a token never shows in ``ps`` or a shell history.
+    A token without TLS is refused: gRPC would not send it, and the server would answer
+    UNAUTHENTICATED with no hint why.
+    """
+    env = os.environ if env is None else env
+    ca, cert, key, token = (env.get(CLIENT_ENV[k]) or None for k in ("ca", "cert", "key", "token"))
+    if ca is None and cert is None and key is None:
+        if token is not None:
+            raise ValueError(f"{CLIENT_ENV['token']} is set but TLS is not: set {CLIENT_ENV['ca']} too "
+                             "(a token is only sent over TLS)")
+        return None
+    return channel_credentials(None if ca is None else Path(ca), None if cert is None else Path(cert),
+                               None if key is None else Path(key), token)
 
 
 def next_hop_credentials(settings: ServiceSettings) -> grpc.ChannelCredentials | None:

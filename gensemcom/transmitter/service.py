@@ -10,7 +10,7 @@ from gensemcom.shared.image_io import decode_image
 from gensemcom.shared.observability import Call, ServiceMetrics, frame_ids, observed
 from gensemcom.shared.pb import semcom_pb2 as pb
 from gensemcom.shared.pb import semcom_pb2_grpc as pb_grpc
-from gensemcom.shared.rpc import connect_next_hop, log_failure, remaining_timeout, rpc_errors
+from gensemcom.shared.rpc import connect_next_hop, log_failure, relay_retry_after, remaining_timeout, rpc_errors
 from gensemcom.shared.config import TransmitterSettings
 from gensemcom.shared.wire import frame_to_pb
 from gensemcom.transmitter.pipeline import Transmitter
@@ -71,6 +71,7 @@ class TransmitterService(pb_grpc.TransmitterServicer):
                                              timeout=remaining_timeout(context))
         except Exception as exc:  # noqa: BLE001 - each image gets exactly one outcome, the stream survives
             code, message = log_failure(exc, f"frame {frame_id or '-'}")
+            relay_retry_after(exc, context)  # the stream's trailers carry the last refused image's hint
             call.code = code.name
             delivery = pb.Delivery(frame_id=frame_id, stream_id=request.stream_id, seq=request.seq,
                                    status=pb.Status(code=code.value[0], message=message))
