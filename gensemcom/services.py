@@ -143,6 +143,8 @@ def configure_logging(settings: ServiceSettings, service: str) -> None:
 def _start(settings: ServiceSettings, service: str, add: Callable[[Any, Any], None], servicer: Observed) -> Server:
     server = Server(settings, [SERVICE_NAMES[service]])
     add(servicer, server.grpc_server)
+    servicer.metrics.watch_server(lambda: server.limit.refused,
+                                  lambda: sum(recent.repeats for recent in server.idempotent.recent.values()))
     port = server.start()
     if settings.metrics_port:
         servicer.metrics.serve(settings.host, settings.metrics_port)

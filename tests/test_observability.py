@@ -123,6 +123,7 @@ def test_request_counters_match_the_calls(workload: Workload) -> None:
     assert value(tx, "semcom_requests_total", method="Send", code="OK") == 2
     assert value(ch, "semcom_requests_total", method="Forward", code="OK") == 2
     assert value(rx, "semcom_requests_total", method="Decode", code="OK") == 2
+    assert all(value(samples, "semcom_refused_total") == 0 for samples in workload.scrapes.values())
     for where, code in workload.rejected.items():
         service, method = where.split(".")
         samples = workload.scrapes[service]
@@ -132,6 +133,22 @@ def test_request_counters_match_the_calls(workload: Workload) -> None:
     assert value(ch, "semcom_requests_total") == 2  # the bad image never left the transmitter
     for samples in workload.scrapes.values():
         assert value(samples, "semcom_in_flight") == 0
+
+
+def test_a_retried_frame_is_counted_as_a_repeat_not_a_request(workload: Workload) -> None:
+    """The dedupe interceptor answers the retry before the adapter: only semcom_repeats sees it."""
+    port = free_port()
+    server = start_receiver(ReceiverSettings(port=0, metrics_port=port, max_message_mb=4))
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            receiver = pb_grpc.ReceiverStub(channel)
+            first, retry = (receiver.Decode(workload.frames[0], timeout=60) for _ in range(2))
+        assert first.image_png == retry.image_png
+        samples = scrape(port)
+        assert value(samples, "semcom_requests_total", method="Decode") == 1
+        assert value(samples, "semcom_repeats_total") == 1 and value(samples, "semcom_refused_total") == 0
+    finally:
+        server.stop(grace_s=1)
 
 
 def test_stage_histograms_count_every_stage_of_every_frame(workload: Workload) -> None:

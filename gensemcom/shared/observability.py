@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from typing import Any, Protocol, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, start_http_server
+from prometheus_client.core import CounterMetricFamily
 
 from gensemcom.shared.frame import Frame, Timing
 from gensemcom.shared.rpc import status_for
@@ -105,9 +106,31 @@ class ServiceMetrics:
         """Report ``depth()`` as the queue depth, read at each scrape so it is never stale."""
         self._queue_depth.labels(self.service).set_function(depth)
 
+    def watch_server(self, refused: Callable[[], int], repeats: Callable[[], int]) -> None:
+        """Export what the server's interceptors answer before any adapter runs (so ``request`` never sees it):
+        calls refused by the in-flight limit, and retried frames answered from memory."""
+        self.registry.register(_ServerCounts(self.service, refused, repeats))
+
     def serve(self, host: str, port: int) -> None:
         """Serve ``/metrics`` over HTTP on ``host:port`` from a daemon thread, for the life of the process."""
         start_http_server(port, addr=host, registry=self.registry)
+
+
+class _ServerCounts:
+    """A collector reading the interceptors' own counters at each scrape."""
+
+    def __init__(self, service: str, refused: Callable[[], int], repeats: Callable[[], int]) -> None:
+        self.service, self.refused, self.repeats = service, refused, repeats
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        refused = CounterMetricFamily("semcom_refused", "calls refused by the in-flight limit "
+                                      "(RESOURCE_EXHAUSTED with retry-after-ms)", labels=["service"])
+        refused.add_metric([self.service], self.refused())
+        repeats = CounterMetricFamily("semcom_repeats", "retried frames answered from memory, not processed "
+                                      "again", labels=["service"])
+        repeats.add_metric([self.service], self.repeats())
+        yield refused
+        yield repeats
 
 
 class Observed(Protocol):
