@@ -21,7 +21,6 @@ talks to loopback unless the caller names a remote target and allows it.
 """
 
 import ipaddress
-import io
 import json
 import math
 import re
@@ -48,6 +47,7 @@ from gensemcom.demo import MAX_MESSAGE_MB, find_images
 from gensemcom.shared.paths import shared_data_dir
 from gensemcom.shared.pb import semcom_pb2 as pb
 from gensemcom.shared.pb import semcom_pb2_grpc as pb_grpc
+from gensemcom.shared.image_io import encode_png
 from gensemcom.shared.rpc import connect_client
 
 MAX_DURATION_S = 3600.0
@@ -173,9 +173,7 @@ def load_images(folder: Path, size: tuple[int, int] | None) -> list[bytes]:
     for path in paths:
         image = Image.open(path).convert("RGB")
         image.thumbnail(size, Image.Resampling.LANCZOS)  # keeps the aspect ratio, never upscales
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG")
-        images.append(buffer.getvalue())
+        images.append(encode_png(np.asarray(image)))
     return images
 
 

@@ -47,13 +47,12 @@ from gensemcom.receiver.estimate import ESTIMATORS, ChannelEstimate, ChannelPrio
 from gensemcom.receiver.estimate import pilot_group
 from gensemcom.shared.jscc.digital import HevcSearch, hevc_decode, max_payload_bytes, mean_colour
 from gensemcom.shared.metrics import psnr
+from gensemcom.eval.registry import PSNR_CAP_DB  # an exact copy's PSNR, finite so expected PSNRs compare
 from gensemcom.shared.modem import pilot_sequence
 from gensemcom.shared.phy.link import decode_payload, encode_payload, symbols_for_payload
 from gensemcom.shared.phy.mcs import MCS_TABLE, Mcs, choose_mcs
 from gensemcom.shared.pilots import PilotPattern
 
-#: PSNR used for an exact copy (infinite otherwise), so that expected PSNRs stay comparable.
-PSNR_CAP_DB = 100.0
 #: Images whose HEVC files are kept between calls (a sweep works through one image at a time).
 _CACHED_IMAGES = 4
 

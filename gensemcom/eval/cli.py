@@ -14,6 +14,7 @@ from typing import Annotated, Any, Optional
 import typer
 from typer import Option
 
+from gensemcom.demo import find_images
 from gensemcom.eval.schemes import SCHEMES, Condition
 from gensemcom.eval.registry import METRICS
 from gensemcom.eval.sweep import CHANNELS, Grid, SweepSettings, run_sweep
@@ -25,9 +26,6 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-
 
 def _items(text: str, kind: type, what: str) -> tuple:
     try:
@@ -54,16 +52,11 @@ def _settings_overrides(pairs: list[str], what: str) -> dict[str, Any]:
 
 
 def image_paths(folders: list[Path]) -> list[tuple[Path, str]]:
-    """Images in ``folders`` (not recursive), each with its dataset name (the folder's name)."""
-    paths = []
-    for folder in folders:
-        if not folder.is_dir():
-            raise typer.BadParameter(f"input folder {folder} does not exist")
-        found = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not found:
-            raise typer.BadParameter(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
-        paths += [(p, folder.name) for p in found]
-    return paths
+    """Images in ``folders`` (not recursive, as the demo finds them), each with its dataset name (the folder's)."""
+    try:
+        return [(path, folder.name) for folder in folders for path in find_images([folder])]
+    except FileNotFoundError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 @app.command()

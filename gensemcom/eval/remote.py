@@ -7,25 +7,17 @@ draw from (seed, frame id) exactly as the in-process chain does, so with the
 services configured like the in-process defaults both give the same images.
 """
 
-import io
-
 import grpc
 import numpy as np
-from PIL import Image
 
 from gensemcom.eval.schemes import PROFILE, Condition, Transmission, alpha_target, sends_key_region
+from gensemcom.shared.image_io import decode_image, encode_png
 from gensemcom.shared.pb import semcom_pb2 as pb
 from gensemcom.shared.pb import semcom_pb2_grpc as pb_grpc
 from gensemcom.shared.rpc import connect_client
 from gensemcom.transmitter.profiles import PROFILE_METADATA_KEY
 
 MAX_MESSAGE_MB = 64
-
-
-def png_bytes(image: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 class RemoteChain:
@@ -42,7 +34,7 @@ class RemoteChain:
         frame_id = condition.frame_id(name)
         params = condition.channel_params()
         request = pb.ImageRequest(
-            image=png_bytes(image), frame_id=frame_id, request_id=name, alpha=alpha_target(scheme, condition) or 0.0,
+            image=encode_png(image), frame_id=frame_id, request_id=name, alpha=alpha_target(scheme, condition) or 0.0,
             channel=pb.ChannelConfig(model=params.model, snr_db=params.snr_db, seed=params.seed,
                                      k_factor=params.k_factor),
         )
@@ -56,7 +48,7 @@ class RemoteChain:
         crc = {name.lower(): s.crc_ok for s in delivery.segments
                if (name := pb.SegmentKind.Name(s.kind).removeprefix("SEGMENT_KIND_")) in ("MASK", "PROMPT")}
         return Transmission(
-            image=np.asarray(Image.open(io.BytesIO(delivery.image_png)).convert("RGB")),
+            image=decode_image(delivery.image_png),
             symbols=sum(s.n_symbols for s in delivery.segments),
             alpha=float(delivery.alpha) if sends_key_region(scheme) else None,
             detail={"segmenter": delivery.segmenter, "crc": crc},

@@ -72,10 +72,6 @@ class Condition:
         """The channel draw's name: the same for every scheme of one image and condition."""
         return f"{image}|{self.channel}|{self.snr_db:g}|{self.nonkey_target}"
 
-    def for_scheme(self, scheme: str) -> "Condition":
-        """The condition a scheme actually runs under: ratio-free schemes ignore the ratio."""
-        return Condition(self.channel, self.snr_db, None, self.seed) if scheme in RATIO_FREE else self
-
 
 @dataclass
 class Transmission:

@@ -9,7 +9,6 @@ figure and table; the functions behind them live in :mod:`gensemcom.eval.metrics
 import hashlib
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -22,15 +21,10 @@ from gensemcom.eval.metrics.lpips_metric import lpips_from_taps, lpips_taps
 from gensemcom.eval.metrics.vgg_losses import VGG_LAYERS, content_from, perceptual_from, style_from
 from gensemcom.eval.metrics.backbones import load_features
 from gensemcom.eval.metrics.structure import MS_SSIM_MIN_SIDE
-from gensemcom.eval.registry import METRICS
+from gensemcom.eval.registry import METRICS, PSNR_CAP_DB
 
 
 # --- per-pair scoring ---------------------------------------------------------------------------
-
-# JSON has no infinity, yet PSNR of identical images is infinite. Every PSNR is capped here; 100 dB
-# is below the 108.8 dB of a single one-level error in a 768x512 image, so the cap only ever merges
-# results that are visually lossless anyway.
-PSNR_CAP_DB = 100.0
 
 
 def _capped_psnr(a: np.ndarray, b: np.ndarray) -> float:
