@@ -7,6 +7,7 @@ replies themselves (frames' segments and timings, Deliveries' outcomes, link
 estimates and status codes), never from the metrics code.
 """
 
+import contextlib
 import io
 import json
 import logging
@@ -40,11 +41,17 @@ CHANNEL_SNR_DB = 12.0
 REPO = Path(__file__).resolve().parents[1]
 
 
-def free_port() -> int:
-    """A loopback port free right now (bound, then released) for a metrics endpoint."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct loopback ports free right now (all bound at once, then released).
+
+    Every server a test starts takes one of these rather than port 0: a gRPC server on port 0 may be
+    handed the very port just released for a metrics endpoint, which then fails to bind.
+    """
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
 
 
 def scrape(port: int) -> list[Sample]:
@@ -88,13 +95,16 @@ def _code(call, request) -> grpc.StatusCode:
 def workload(astronaut_png: bytes, data_dir: Path, one_torch_thread: None) -> Iterator[Workload]:
     kodak = np.asarray(Image.open(data_dir / "kodak24" / "kodim01.png").convert("RGB").resize((192, 128)))
     images = [astronaut_png, png_bytes(kodak)]
-    ports = {name: free_port() for name in ("transmitter", "channel", "receiver")}
-    servers = [start_receiver(ReceiverSettings(port=0, metrics_port=ports["receiver"], max_message_mb=4))]
+    names = ("transmitter", "channel", "receiver")
+    free = free_ports(2 * len(names))
+    ports, grpc_ports = dict(zip(names, free)), dict(zip(names, free[len(names):]))
+    servers = [start_receiver(ReceiverSettings(port=grpc_ports["receiver"], metrics_port=ports["receiver"],
+                                               max_message_mb=4))]
     rx = f"127.0.0.1:{servers[-1].port}"
-    servers.append(start_channel(ChannelSettings(port=0, next_hop=rx, seed=1, snr_db=CHANNEL_SNR_DB,
+    servers.append(start_channel(ChannelSettings(port=grpc_ports["channel"], next_hop=rx, seed=1, snr_db=CHANNEL_SNR_DB,
                                                  metrics_port=ports["channel"], max_message_mb=4)))
     ch = f"127.0.0.1:{servers[-1].port}"
-    servers.append(start_transmitter(TransmitterSettings(port=0, next_hop=ch, segmenter="saliency",
+    servers.append(start_transmitter(TransmitterSettings(port=grpc_ports["transmitter"], next_hop=ch, segmenter="saliency",
                                                          metrics_port=ports["transmitter"], max_message_mb=4)))
     tx = f"127.0.0.1:{servers[-1].port}"
     with grpc.insecure_channel(tx) as tx_channel, grpc.insecure_channel(rx) as rx_channel:
@@ -137,8 +147,8 @@ def test_request_counters_match_the_calls(workload: Workload) -> None:
 
 def test_a_retried_frame_is_counted_as_a_repeat_not_a_request(workload: Workload) -> None:
     """The dedupe interceptor answers the retry before the adapter: only semcom_repeats sees it."""
-    port = free_port()
-    server = start_receiver(ReceiverSettings(port=0, metrics_port=port, max_message_mb=4))
+    port, grpc_port = free_ports(2)
+    server = start_receiver(ReceiverSettings(port=grpc_port, metrics_port=port, max_message_mb=4))
     try:
         with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             receiver = pb_grpc.ReceiverStub(channel)
@@ -222,8 +232,8 @@ def test_json_log_line_carries_the_ids() -> None:
 
 def test_serve_command_turns_on_metrics_and_json_logs() -> None:
     """The CLI flags reach the settings: JSON lines on stderr and a /metrics endpoint on the given port."""
-    metrics_port = free_port()
-    command = [sys.executable, "-m", "gensemcom.cli", "channel", "serve", "--port", "0", "--next-hop", "",
+    metrics_port, grpc_port = free_ports(2)
+    command = [sys.executable, "-m", "gensemcom.cli", "channel", "serve", "--port", str(grpc_port), "--next-hop", "",
                "--metrics-port", str(metrics_port), "--log-format", "json"]
     process = subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE, text=True)
     watchdog = threading.Timer(60, process.kill)  # a hung start ends stderr, so the loop below fails, not hangs
