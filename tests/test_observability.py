@@ -104,8 +104,9 @@ def workload(astronaut_png: bytes, data_dir: Path, one_torch_thread: None) -> It
     servers.append(start_channel(ChannelSettings(port=grpc_ports["channel"], next_hop=rx, seed=1, snr_db=CHANNEL_SNR_DB,
                                                  metrics_port=ports["channel"], max_message_mb=4)))
     ch = f"127.0.0.1:{servers[-1].port}"
-    servers.append(start_transmitter(TransmitterSettings(port=grpc_ports["transmitter"], next_hop=ch, segmenter="saliency",
-                                                         metrics_port=ports["transmitter"], max_message_mb=4)))
+    servers.append(start_transmitter(TransmitterSettings(port=grpc_ports["transmitter"], next_hop=ch,
+                                                         segmenter="saliency", metrics_port=ports["transmitter"],
+                                                         max_message_mb=4)))
     tx = f"127.0.0.1:{servers[-1].port}"
     with grpc.insecure_channel(tx) as tx_channel, grpc.insecure_channel(rx) as rx_channel:
         transmitter, receiver = pb_grpc.TransmitterStub(tx_channel), pb_grpc.ReceiverStub(rx_channel)
