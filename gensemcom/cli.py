@@ -426,3 +426,9 @@ def captioner(ctx: typer.Context) -> None:
 
 if __name__ == "__main__":
     app()
+
+
+@app.command("adapt", **_PASS_THROUGH)
+def adapt(ctx: typer.Context) -> None:
+    """Adaptive and importance-aware rate: the SNR → ratio table, and its evaluation (`semcom adapt --help`)."""
+    _run_sub_app("gensemcom.adapt.cli", ctx, "semcom adapt")

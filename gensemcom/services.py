@@ -6,7 +6,12 @@ take whatever objects they are given.
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+from gensemcom.adapt.control import RateControl
+from gensemcom.adapt.importance import ImportanceRanker
+from gensemcom.adapt.table import RateTable
 
 from gensemcom.channel.service import ChannelService
 from gensemcom.receiver.inpaint import ClassicalInpainter, Inpainter
@@ -28,6 +33,7 @@ from gensemcom.shared.pb import semcom_pb2_grpc as pb_grpc
 from gensemcom.shared.rpc import Server
 from gensemcom.shared.security import summary as security_summary
 from gensemcom.transmitter.describe import Describer, StructuredDescriptor
+from gensemcom.transmitter.faces import FACE_MODEL, FaceDetector
 from gensemcom.transmitter.pipeline import Transmitter
 from gensemcom.transmitter.profiles import BUILTIN_PROFILES, ClientProfile, PipelinePool, profiles_from
 from gensemcom.transmitter.segment import make_segmenter
@@ -56,7 +62,21 @@ def build_transmitter(settings: TransmitterSettings) -> Transmitter:
         context_threshold=settings.context_threshold,
         refresh_every=settings.context_refresh,
         parts=tuple(settings.parts.split(",")),
+        rate=rate_control(settings, weights) if settings.key_codec != LinearKey.id else None,
+        max_symbols=settings.max_symbols,
     )
+
+
+def rate_control(settings: TransmitterSettings, weights: Path) -> RateControl:
+    """The rate table, target and importance ranker behind the adaptive modes (docs/adapt.md)."""
+    table = (RateTable.load(settings.rate_table, settings.rate_metric, settings.rate_channel)
+             if settings.rate_table else RateTable.shipped(settings.key_codec, settings.rate_metric,
+                                                            settings.rate_channel))
+    faces = FaceDetector(weights / FACE_MODEL) if settings.importance == "faces" else None
+    return RateControl(table, settings.target_quality, mode=settings.rate_mode,
+                       fallback_snr_db=settings.fallback_snr_db, mcs_margin_db=settings.mcs_margin_db,
+                       boost_db=settings.importance_boost_db,
+                       importance=ImportanceRanker(faces, settings.importance_share))
 
 
 def context_store(settings: TransmitterSettings | ReceiverSettings) -> ContextStore:
@@ -158,6 +178,7 @@ def _start(settings: ServiceSettings, service: str, add: Callable[[Any, Any], No
 PROFILE_FIELDS = set(TransmitterSettings.model_fields) - set(ServiceSettings.model_fields) - {
     "profiles", "max_loaded_profiles", "max_image_pixels", "device", "weights_dir",
     "context_capacity", "context_rule", "context_max_streams",  # must match the receiver's store
+    "feedback_smoothing", "feedback_stale_s",  # the service's one feedback tracker serves every profile
 }
 
 

@@ -427,5 +427,7 @@ class Receiver:
                 f"at bandwidth ratio {region.bandwidth_ratio:.4g} with codec {codec.id} needs {expected}"
             )
         method = codec.equaliser if self.equaliser == "auto" else self.equaliser
-        x_hat, no_eff = equalise(received.y, received.gain, received.no, method=method)
+        sent_with = getattr(codec, "symbol_gain", lambda _: None)(region)  # unequal block powers (importance)
+        gain = received.gain if sent_with is None else received.gain * sent_with
+        x_hat, no_eff = equalise(received.y, gain, received.no, method=method)
         return codec.decode(x_hat, no_eff, region, method)

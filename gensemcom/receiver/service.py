@@ -48,6 +48,8 @@ def delivery_from(frame: pb.Frame, rec: Reconstruction, key_codec: str) -> pb.De
         alpha=h.alpha,
         context_reused=rec.context_reused,
         symbols_saved=rec.symbols_saved,
+        rate_plan=h.rate_plan if h.HasField("rate_plan") else None,
+        n_symbols=sum(s.n_symbols for s in frame.segments),
     )
 
 

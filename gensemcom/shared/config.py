@@ -192,6 +192,31 @@ class TransmitterSettings(ServiceSettings):
         1.0, gt=0, le=1, description="prompt similarity counted as unchanged (1 = identical text; lower is lossy)"
     )
     context_refresh: int = Field(32, ge=0, description="send the full prompt again after this many references")
+    # Adaptive and importance-aware rate (docs/adapt.md).
+    rate_mode: Literal["fixed", "adaptive", "importance"] = Field(
+        "fixed", description="key ratio and MCS: fixed settings, adaptive (SNR feedback + rate table), or "
+        "importance (adaptive, faces/salient blocks sent at higher power); a request may choose its own"
+    )
+    rate_table: Path | None = Field(None, description="rate table JSON (default: the one shipped for the key codec)")
+    rate_metric: Literal["psnr", "lpips"] = Field("psnr", description="quality the target is in")
+    rate_channel: Literal["awgn", "rayleigh"] = Field(
+        "awgn", description="channel family the table plans for (rayleigh: the SNR is an average over fades)"
+    )
+    target_quality: float = Field(28.0, gt=0, description="key-region target: PSNR in dB, or LPIPS")
+    fallback_snr_db: float = Field(
+        0.0, ge=-30, le=60, description="SNR planned for without fresh feedback (a safe, large ratio)"
+    )
+    mcs_margin_db: float = Field(1.0, ge=0, le=20, description="SNR margin when choosing the MCS per frame")
+    importance: Literal["faces", "saliency"] = Field(
+        "faces", description="what ranks key blocks: detected faces (else saliency), or saliency alone"
+    )
+    importance_share: float = Field(0.25, gt=0, le=1, description="share of key blocks boosted when no face is found")
+    importance_boost_db: float = Field(
+        0.0, ge=0, le=12, description="power of important blocks over the rest, dB (experimental: docs/adapt.md)"
+    )
+    feedback_smoothing: float = Field(0.5, gt=0, le=1, description="weight of the newest SNR report in the average")
+    feedback_stale_s: float = Field(10.0, gt=0, description="an SNR estimate older than this is not used")
+    max_symbols: int = Field(0, ge=0, description="frame symbol budget, pilots included (0 = none)")
 
 
 class ChannelSettings(ServiceSettings):

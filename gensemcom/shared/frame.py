@@ -70,10 +70,27 @@ class KeyRegion:
     bandwidth_ratio: float
     params: tuple[float, ...] = ()
     side: bytes = b""
+    block_power: bytes = b""  # importance mode: transmit power x 32 of each sent block (b"" = all 1.0)
 
     @property
     def bbox(self) -> tuple[int, int, int, int]:
         return (self.x, self.y, self.width, self.height)
+
+
+@dataclass(frozen=True)
+class RatePlan:
+    """How an adaptive transmitter chose a frame's rate (informational: decoding needs only the segments and
+    the key region's block rates)."""
+
+    mode: str  # "fixed", "adaptive" or "importance"
+    snr_db: float  # the SNR the plan assumed
+    snr_source: str  # "request", "feedback", "stale", "none" or "setting"
+    metric: str = "psnr"
+    target: float = 0.0
+    predicted: float = 0.0
+    budget: int = 0  # frame symbol budget respected (0 = none)
+    important_blocks: int = 0
+    importance: str = ""
 
 
 @dataclass(frozen=True)
@@ -95,6 +112,7 @@ class Header:
     describer: str = ""
     pilot_spacing: int = 0
     pilot_length: int = 0
+    rate_plan: RatePlan | None = None
     wire_version: int = WIRE_VERSION
 
 

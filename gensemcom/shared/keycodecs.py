@@ -41,6 +41,8 @@ class KeyCode:
     symbols: np.ndarray  # complex64, unit average power
     params: tuple[float, ...] = ()
     side: bytes = b""
+    block_power: bytes = b""  # per sent block, when blocks differ in power (KeyRegion.block_power)
+    bandwidth_ratio: float | None = None  # what the header declares; None = the codec's own
 
 
 class KeyCodec(Protocol):
@@ -98,7 +100,7 @@ class DeepJsccKey:
     """A DeepJSCC model in masked mode on the key region's bounding box.
 
     The transmitter conditions the encoder on ``snr_db``, the SNR it expects
-    (it has no feedback yet); the receiver conditions the decoder on the SNR
+    (its setting, or per frame the rate control's estimate); the receiver conditions the decoder on the SNR
     after equalisation, which it reads off the MMSE output's effective noise
     (no_eff = 1/(γ + 1) for unit-power symbols). Only the sent latent
     positions travel as ``side``: one bit per 16×16 block of the box.
@@ -127,11 +129,27 @@ class DeepJsccKey:
     def device(self) -> "torch.device":
         return next(self.model.parameters()).device
 
-    def _rate(self, region: KeyRegion) -> int:
-        for ratio, rate in self._rates.items():
-            if math.isclose(ratio, region.bandwidth_ratio, rel_tol=1e-6):
+    @property
+    def rates(self) -> list[int]:
+        """The model's latent rates (reals per block), lowest first."""
+        return sorted(self._rates.values())
+
+    def rate_for(self, ratio: float) -> int:
+        """The latent rate of bandwidth ratio ``ratio``."""
+        for offered, rate in self._rates.items():
+            if math.isclose(offered, ratio, rel_tol=1e-6):
                 return rate
-        raise ValueError(f"model {self.id} has no rate for bandwidth ratio {region.bandwidth_ratio:.4g}")
+        raise ValueError(f"model {self.id} has no rate for bandwidth ratio {ratio:.4g}")
+
+    def ratio_for(self, rate: int) -> float:
+        """The bandwidth ratio of latent ``rate``."""
+        for ratio, offered in self._rates.items():
+            if offered == rate:
+                return ratio
+        raise ValueError(f"model {self.id} has no rate {rate}")
+
+    def _rate(self, region: KeyRegion) -> int:
+        return self.rate_for(region.bandwidth_ratio)
 
     def _grid(self, region: KeyRegion) -> tuple[int, int]:
         return -(-region.height // 16), -(-region.width // 16)
@@ -146,39 +164,102 @@ class DeepJsccKey:
             )
         return bits[: rows * cols].reshape(rows, cols).astype(bool)
 
-    def encode(self, image: np.ndarray, mask: np.ndarray, bbox: tuple[int, int, int, int]) -> KeyCode:
+    def block_power(self, region: KeyRegion) -> np.ndarray:
+        """Transmit power of each sent block, in the order of the block map (all 1.0 without a power map)."""
+        n_sent = int(self._positions(region).sum())
+        if not region.block_power:
+            return np.ones(n_sent, np.float32)
+        power = np.frombuffer(region.block_power, np.uint8).astype(np.float32) / POWER_UNIT
+        if power.size != n_sent or not (power > 0).all():
+            raise ValueError(f"key region lists {power.size} block powers for {n_sent} sent blocks "
+                             "(each must be > 0)")
+        return power
+
+    def symbol_gain(self, region: KeyRegion) -> np.ndarray | None:
+        """Amplitude each key symbol was sent with (None = all 1): the receiver folds it into the channel gain."""
+        if not region.block_power:
+            return None
+        pairs = self._rate(region) // 2
+        return np.tile(np.sqrt(self.block_power(region)), pairs)  # symbols run channel-major over the blocks
+
+    def encode(self, image: np.ndarray, mask: np.ndarray, bbox: tuple[int, int, int, int],
+               ratio: float | None = None, snr_db: float | None = None, sent: np.ndarray | None = None,
+               power: np.ndarray | None = None) -> KeyCode:
+        """Code the box's blocks that overlap ``mask`` (or those marked in ``sent``, a block grid of the box).
+
+        ``ratio`` and ``snr_db`` override the codec's bandwidth ratio and design SNR for this frame (an
+        adaptive transmitter's plan). ``power`` (block grid, mean 1 over the sent blocks) sends each
+        block at its own power: one encoder pass keeps every block's context, so unequal power
+        favours the important blocks without the border losses a split into separately coded groups
+        would bring (docs/adapt.md). Powers travel quantised to 1/32, rounded down.
+        """
         import torch
 
-        from gensemcom.shared.jscc.models import latent_positions
+        from gensemcom.shared.jscc.models import cbr, latent_positions
 
         x, y, w, h = bbox
+        snr_db = self.snr_db if snr_db is None else float(snr_db)
+        rate = self.rate if ratio is None else self.rate_for(ratio)
         crop_mask = np.ascontiguousarray(mask[y : y + h, x : x + w])
+        positions = latent_positions(crop_mask).numpy() if sent is None else np.asarray(sent, bool)
+        if positions.shape != self._grid(KeyRegion(x, y, w, h, 0.0)) or not positions.any():
+            raise ValueError(f"sent blocks must be a non-empty grid of shape {self._grid(KeyRegion(x, y, w, h, 0.0))}")
         crop = torch.from_numpy(np.ascontiguousarray(image[y : y + h, x : x + w])).permute(2, 0, 1)[None]
         with torch.inference_mode():
-            code = self.model.encode(crop.float().div(255.0).to(self.device), self.snr_db, self.rate, crop_mask)
-        positions = latent_positions(crop_mask).numpy()
-        return KeyCode(code.symbols[0].cpu().numpy(), (self.snr_db,), np.packbits(positions).tobytes())
+            code = self.model.encode(crop.float().div(255.0).to(self.device), snr_db, rate,
+                                     _pixel_mask(positions, (h, w)))
+        symbols = code.symbols[0].cpu().numpy()
+        block_power = b""
+        if power is not None:
+            wanted = np.asarray(power, np.float64)[positions]
+            # Blocks differ in energy: rescale so the frame keeps unit mean power after the shift.
+            energy = np.mean(np.abs(symbols.reshape(rate // 2, -1)) ** 2, axis=0)
+            wanted = wanted / float(np.mean(energy * wanted))
+            quantised = np.floor(wanted * POWER_UNIT).clip(1, 255)
+            block_power = quantised.astype(np.uint8).tobytes()
+            symbols = symbols * np.tile(np.sqrt(quantised / POWER_UNIT), rate // 2).astype(np.float32)
+        return KeyCode(symbols, (snr_db,), np.packbits(positions).tobytes(), block_power, cbr(rate))
 
     def n_symbols(self, region: KeyRegion) -> int:
         return int(self._positions(region).sum()) * self._rate(region) // 2
 
     def decode(self, x_hat: np.ndarray, no_eff: np.ndarray, region: KeyRegion, equaliser: str) -> np.ndarray:
+        """Decode, conditioned on the post-equalisation SNR; with unequal block powers, one decoder pass
+        per power level (each conditioned on its blocks' SNR, all blocks in view) and each block's pixels
+        from its own level's pass."""
         import torch
 
         from gensemcom.shared.jscc.models import JsccSymbols
 
-        # Post-equalisation SNR γ: MMSE leaves noise 1/(γ + 1) on unit-power symbols, ZF leaves 1/γ.
-        mean_no = float(np.mean(no_eff))
-        if not 0 < mean_no < math.inf:
-            raise ValueError(f"effective noise must be finite and > 0, got {mean_no}")
-        gamma = 1 / mean_no - 1 if equaliser == "mmse" else 1 / mean_no
-        snr_db = 10 * math.log10(max(gamma, 1e-6))
-        received = JsccSymbols(
-            torch.from_numpy(np.asarray(x_hat, np.complex64))[None].to(self.device),
-            self._rate(region),
-            (region.height, region.width),
-            torch.from_numpy(self._positions(region)),
-        )
-        with torch.inference_mode():
-            crop = self.model.decode(received, snr_db)[0].permute(1, 2, 0).cpu().numpy()
-        return _to_uint8(crop)
+        positions = self._positions(region)
+        rate = self._rate(region)
+        levels = np.tile(self.block_power(region), rate // 2)
+        received = JsccSymbols(torch.from_numpy(np.asarray(x_hat, np.complex64))[None].to(self.device), rate,
+                               (region.height, region.width), torch.from_numpy(positions))
+        out = np.zeros((region.height, region.width, 3), np.float32)
+        block_levels = np.zeros(positions.shape, np.float32)
+        block_levels[positions] = self.block_power(region)
+        for level in np.unique(levels):
+            snr_db = _post_equaliser_snr_db(no_eff[levels == level], equaliser)
+            with torch.inference_mode():
+                crop = self.model.decode(received, snr_db)[0].permute(1, 2, 0).cpu().numpy()
+            pixels = _pixel_mask(block_levels == level, (region.height, region.width))
+            out[pixels] = crop[pixels]
+        return _to_uint8(out)
+
+
+POWER_UNIT = 32  # block powers travel as bytes in units of 1/32
+
+
+def _post_equaliser_snr_db(no_eff: np.ndarray, equaliser: str) -> float:
+    """SNR γ the decoder is conditioned on: MMSE leaves noise 1/(γ + 1) on unit-power symbols, ZF leaves 1/γ."""
+    mean_no = float(np.mean(no_eff))
+    if not 0 < mean_no < math.inf:
+        raise ValueError(f"effective noise must be finite and > 0, got {mean_no}")
+    gamma = 1 / mean_no - 1 if equaliser == "mmse" else 1 / mean_no
+    return 10 * math.log10(max(gamma, 1e-6))
+
+
+def _pixel_mask(blocks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The pixels (H, W) of the 16×16 blocks marked in ``blocks``."""
+    return np.kron(blocks, np.ones((16, 16), bool)).astype(bool)[: size[0], : size[1]]

@@ -6,6 +6,8 @@ samples, sizes must be sane. Failures raise ``FrameError`` (a ``ValueError``),
 which the gRPC adapters answer with INVALID_ARGUMENT.
 """
 
+from dataclasses import fields
+
 import numpy as np
 
 from gensemcom.shared.frame import (
@@ -17,6 +19,7 @@ from gensemcom.shared.frame import (
     Header,
     KeyRegion,
     Modulation,
+    RatePlan,
     Segment,
     SegmentKind,
     Timing,
@@ -80,7 +83,16 @@ def _key_region_to_pb(region: KeyRegion) -> pb.KeyRegion:
         bandwidth_ratio=region.bandwidth_ratio,
         params=list(region.params),
         side=region.side,
+        block_power=region.block_power,
     )
+
+
+def rate_plan_to_pb(plan: RatePlan) -> pb.RatePlan:
+    return pb.RatePlan(**{f.name: getattr(plan, f.name) for f in fields(RatePlan)})
+
+
+def rate_plan_from_pb(msg: pb.RatePlan) -> RatePlan:
+    return RatePlan(**{f.name: getattr(msg, f.name) for f in fields(RatePlan)})
 
 
 def header_to_pb(h: Header) -> pb.FrameHeader:
@@ -103,6 +115,8 @@ def header_to_pb(h: Header) -> pb.FrameHeader:
     )
     if h.key_region is not None:
         msg.key_region.CopyFrom(_key_region_to_pb(h.key_region))
+    if h.rate_plan is not None:
+        msg.rate_plan.CopyFrom(rate_plan_to_pb(h.rate_plan))
     return msg
 
 
@@ -120,7 +134,8 @@ def header_from_pb(msg: pb.FrameHeader) -> Header:
             raise FrameError(
                 f"key region {r.width}x{r.height}+{r.x}+{r.y} is empty or outside the {msg.width}x{msg.height} image"
             )
-        region = KeyRegion(r.x, r.y, r.width, r.height, r.bandwidth_ratio, tuple(r.params), bytes(r.side))
+        region = KeyRegion(r.x, r.y, r.width, r.height, r.bandwidth_ratio, tuple(r.params), bytes(r.side),
+                           bytes(r.block_power))
     if (msg.pilot_spacing == 0) != (msg.pilot_length == 0) or (
         msg.pilot_spacing and msg.pilot_length >= msg.pilot_spacing
     ):
@@ -144,6 +159,7 @@ def header_from_pb(msg: pb.FrameHeader) -> Header:
         describer=msg.describer,
         pilot_spacing=msg.pilot_spacing,
         pilot_length=msg.pilot_length,
+        rate_plan=rate_plan_from_pb(msg.rate_plan) if msg.HasField("rate_plan") else None,
         wire_version=msg.wire_version,
     )
 

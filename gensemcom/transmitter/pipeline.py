@@ -22,15 +22,18 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from gensemcom.adapt.allocate import fit_budget, importance_power, key_budget
+from gensemcom.adapt.control import FramePlan, LinkState, RateControl, check_mode
+from gensemcom.adapt.importance import blocks_of
 from gensemcom.shared import modem
 from gensemcom.shared.context import ContextStore
 from gensemcom.shared.digital import DigitalScheme, encode_segment
 from gensemcom.shared.frame import (
-    PARTS, ChannelCode, Codec, Frame, Header, KeyRegion, Modulation, Segment, SegmentKind, check_parts,
+    PARTS, ChannelCode, Codec, Frame, Header, KeyRegion, Modulation, RatePlan, Segment, SegmentKind, check_parts,
 )
 from gensemcom.shared.pilots import PilotPattern
 from gensemcom.shared.image_io import check_rgb8
-from gensemcom.shared.keycodecs import KeyCodec
+from gensemcom.shared.keycodecs import KeyCode, KeyCodec
 from gensemcom.shared.maskcodec import MaskCodec
 from gensemcom.shared.timing import StageClock
 from gensemcom.transmitter.alpha import AlphaControl
@@ -64,21 +67,37 @@ class Transmitter:
     context_threshold: float = 1.0  # prompt similarity that counts as "background unchanged"; 1 = identical text
     refresh_every: int = 32  # after this many references, send the PROMPT again (0 = never)
     parts: tuple[str, ...] = PARTS  # what the frame carries (a subset of PARTS)
+    rate: RateControl | None = None  # adaptive / importance-aware rate (docs/adapt.md); None = fixed only
+    max_symbols: int = 0  # frame symbol budget, pilots included (0 = none)
 
     def __post_init__(self) -> None:
         self.parts = check_parts(self.parts)
+        if (self.rate is not None or self.max_symbols) and not hasattr(self.key_codec, "rates"):
+            raise ValueError(f"adaptive rate and a symbol budget need a key codec with a rate ladder (DeepJSCC); "
+                             f"{self.key_codec.id} has none")
+        if self.max_symbols < 0:
+            raise ValueError(f"max_symbols must be >= 0, got {self.max_symbols}")
         if not 0.0 < self.context_threshold <= 1.0:
             raise ValueError(f"context_threshold must be in (0, 1], got {self.context_threshold}")
         if int(self.refresh_every) != self.refresh_every or self.refresh_every < 0:
             raise ValueError(f"refresh_every must be an integer >= 0, got {self.refresh_every}")
 
     def encode(self, image: np.ndarray, frame_id: str, stream_id: str = "", seq: int = 0,
-               alpha: float | None = None) -> Frame:
-        """Build the frame for one uint8 H×W×3 RGB image; ``alpha`` asks for a key-region share for this image
-        only (α control around the segmenter's own proposal), None keeps the transmitter's setting."""
+               alpha: float | None = None, link: LinkState | None = None, mode: str | None = None,
+               max_symbols: int | None = None) -> Frame:
+        """Build the frame for one uint8 H×W×3 RGB image.
+
+        ``alpha`` asks for a key-region share for this image only (α control around the segmenter's
+        own proposal). ``mode`` ("fixed", "adaptive", "importance"; None = the rate control's default)
+        and ``link`` (what is known of the SNR) set the rate; ``max_symbols`` caps the frame's symbols
+        (None = the transmitter's cap). None keeps the transmitter's setting throughout.
+        """
         check_rgb8(image)
         clock = StageClock("transmitter")
         height, width = image.shape[:2]
+        plan = self._plan(mode, link)
+        budget = self.max_symbols if max_symbols is None else int(max_symbols)
+        digital = self.digital if plan is None or self.digital.code != "ldpc" else replace(self.digital, mcs=plan.mcs)
 
         with clock.stage("segment"):
             seg = self._segment(image, alpha)
@@ -88,17 +107,21 @@ class Transmitter:
                 prompt = self.describer(image, seg)
         with clock.stage("digital"):
             if "mask" in self.parts:
-                segments.append(encode_segment(SegmentKind.MASK, self.mask_codec.encode(seg.mask), self.digital))
+                segments.append(encode_segment(SegmentKind.MASK, self.mask_codec.encode(seg.mask), digital))
             if "prompt" in self.parts:
-                segments.append(self._background_segment(prompt, stream_id, (height, width)))
+                segments.append(self._background_segment(prompt, stream_id, (height, width), digital))
 
-        region = None
+        region, important, ranked_by = None, 0, ""
         bbox = mask_bbox(seg.mask) if "key" in self.parts else None
         if bbox is not None:
             with clock.stage("key"):
-                code = self.key_codec.encode(image, seg.mask, bbox)
-            region = KeyRegion(*bbox, self.key_codec.bandwidth_ratio, code.params, code.side)
-            segments.append(Segment(SegmentKind.KEY_JSCC, Modulation.ANALOG, ChannelCode.NONE, code.symbols))
+                code, important, ranked_by = self._key_code(image, seg.mask, bbox, plan, budget, segments)
+            if code is None:
+                log.warning("frame %s: the symbol budget %d leaves no room for the key region", frame_id, budget)
+            else:
+                ratio = code.bandwidth_ratio or self.key_codec.bandwidth_ratio
+                region = KeyRegion(*bbox, ratio, code.params, code.side, code.block_power)
+                segments.append(Segment(SegmentKind.KEY_JSCC, Modulation.ANALOG, ChannelCode.NONE, code.symbols))
         with clock.stage("assemble"):
             segments = self._with_pilots(segments)
 
@@ -117,8 +140,14 @@ class Transmitter:
             describer=self.describer.name,
             pilot_spacing=self.pilots.spacing,
             pilot_length=self.pilots.length,
+            rate_plan=None if plan is None else RatePlan(
+                plan.mode, plan.snr_db, plan.snr_source, self.rate.table.metric, self.rate.target, plan.predicted,
+                budget, important, ranked_by),
         )
         frame = Frame(header, segments, clock.timings)
+        if budget and frame.n_symbols > budget:
+            raise ValueError(f"frame budget of {budget} symbols cannot hold the pilots and digital segments "
+                             f"({frame.n_symbols} symbols without a key region); raise max_symbols")
         log.debug("frame %s: %d symbols, alpha %.3f", frame_id, frame.n_symbols, seg.alpha)
         return frame
 
@@ -135,7 +164,56 @@ class Transmitter:
         tolerance = self.segmenter.tolerance if isinstance(self.segmenter, AlphaControl) else ALPHA_TOLERANCE
         return AlphaControl(base, alpha, tolerance=tolerance)(image)
 
-    def _background_segment(self, prompt: str, stream_id: str, size: tuple[int, int]) -> Segment:
+    def _plan(self, mode: str | None, link: LinkState | None) -> FramePlan | None:
+        """The adaptive plan for this frame, or None for a fixed-rate one."""
+        mode = check_mode(mode) if mode else (self.rate.mode if self.rate is not None else "fixed")
+        if mode == "fixed":
+            return None
+        if self.rate is None:
+            raise ValueError(f"rate mode {mode!r} needs a transmitter with a rate table (--rate-mode, docs/adapt.md)")
+        return self.rate.plan(mode, link or LinkState(None, "none"))
+
+    def _key_code(self, image: np.ndarray, mask: np.ndarray, bbox: tuple[int, int, int, int],
+                  plan: FramePlan | None, budget: int, segments: list[Segment]) -> tuple[KeyCode | None, int, str]:
+        """The key region's code (None when the budget leaves no room), how many blocks were boosted as
+        important, and what ranked them.
+
+        Under a budget, the key gets what the frame has left after the preamble, the digital segments and
+        the pilot bursts that fall into them (:func:`fit_budget`).
+        """
+        if plan is None and not budget:
+            return self.key_codec.encode(image, mask, bbox), 0, ""
+        if not hasattr(self.key_codec, "rates"):
+            raise ValueError(f"a symbol budget or an adaptive rate needs a key codec with a rate ladder (DeepJSCC); "
+                             f"{self.key_codec.id} has none")
+        x, y, w, h = bbox
+        sent = blocks_of(mask[y : y + h, x : x + w])
+        ranker = self.rate.importance if self.rate is not None else None
+        boosting = plan is not None and plan.boost_db > 0
+        ranked = ranker(image, mask, bbox) if ranker is not None and (budget or boosting) else None
+        scores = ranked.scores if ranked is not None else np.zeros(sent.shape)
+        rate = self.key_codec.rate_for(plan.ratio) if plan is not None else self.key_codec.rate
+        limit = key_budget(self.pilots, self._stream_end(segments), budget) if budget else None
+        fit = fit_budget(sent, scores, rate, self.key_codec.rates, limit)
+        if not fit.rate:
+            return None, 0, ""
+        power, important = None, 0
+        if boosting and ranked is not None:
+            power = importance_power(fit.sent, ranked.important, plan.boost_db)
+            important = int((ranked.important & fit.sent).sum())
+        code = self.key_codec.encode(image, mask, bbox, ratio=self.key_codec.ratio_for(fit.rate),
+                                     snr_db=None if plan is None else plan.snr_db, sent=fit.sent, power=power)
+        return code, important, "" if ranked is None else ranked.source
+
+    def _stream_end(self, data_segments: list[Segment]) -> int:
+        """Stream position after the preamble and ``data_segments`` with their pilot bursts."""
+        end = self.pilots.preamble
+        for segment in data_segments:
+            end += self.pilots.span(end, segment.n_symbols)
+        return end
+
+    def _background_segment(self, prompt: str, stream_id: str, size: tuple[int, int],
+                            digital: DigitalScheme) -> Segment:
         """CONTEXT_REF when the receiver holds this background already, else the PROMPT (remembered).
 
         Only contexts this transmitter sent as a PROMPT in this stream, of the
@@ -144,15 +222,15 @@ class Transmitter:
         so a receiver that lost that PROMPT recovers.
         """
         if self.memory is None:
-            return encode_segment(SegmentKind.PROMPT, prompt.encode("utf-8"), self.digital)
+            return encode_segment(SegmentKind.PROMPT, prompt.encode("utf-8"), digital)
         held = self.memory.match(stream_id, prompt, self.context_threshold)
         stale = held is None or held.payload != size or (0 < self.refresh_every <= held.uses)
         if stale:
             self.memory.put(stream_id, prompt, payload=size)
-            return encode_segment(SegmentKind.PROMPT, prompt.encode("utf-8"), self.digital)
+            return encode_segment(SegmentKind.PROMPT, prompt.encode("utf-8"), digital)
         self.memory.get(stream_id, held.context_id)  # counts the reuse, as the receiver will
         log.debug("stream %r: background unchanged, referring to context %s", stream_id, held.context_id.hex())
-        return encode_segment(SegmentKind.CONTEXT_REF, held.context_id, self.digital)
+        return encode_segment(SegmentKind.CONTEXT_REF, held.context_id, digital)
 
     def _with_pilots(self, data_segments: list[Segment]) -> list[Segment]:
         """The preamble segment, then each data segment with the pilot bursts that fall into it."""

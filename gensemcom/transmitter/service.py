@@ -6,6 +6,8 @@ from collections.abc import Iterator
 
 import grpc
 
+from gensemcom.adapt.control import LinkState
+from gensemcom.adapt.feedback import SnrTracker
 from gensemcom.shared.image_io import decode_image
 from gensemcom.shared.observability import Call, ServiceMetrics, frame_ids, observed
 from gensemcom.shared.pb import semcom_pb2 as pb
@@ -30,6 +32,7 @@ class TransmitterService(pb_grpc.TransmitterServicer):
         self.pipelines = pipelines
         self.settings = settings
         self.metrics = ServiceMetrics("transmitter")
+        self.feedback = SnrTracker(settings.feedback_smoothing, settings.feedback_stale_s)
         self._channel = pb_grpc.ChannelStub(connect_next_hop(settings)) \
             if settings.next_hop else None
 
@@ -39,12 +42,24 @@ class TransmitterService(pb_grpc.TransmitterServicer):
         frame_id = request.frame_id or uuid.uuid4().hex
         alpha = None if request.alpha == 0 else check_alpha_target(request.alpha)
         frame = transmitter.encode(image, frame_id=frame_id, stream_id=request.stream_id, seq=request.seq,
-                                   alpha=alpha)
+                                   alpha=alpha, link=self._link(request), mode=request.rate_mode or None,
+                                   max_symbols=request.max_symbols or None)
         self.metrics.stages(frame.timings)
         self.metrics.symbols(frame)
         log.info("frame %s: %dx%d, alpha %.3f, %d symbols, profile %s", frame_id, image.shape[1], image.shape[0],
                  frame.header.alpha, frame.n_symbols, profile or "-", extra=frame_ids(frame_id, request.stream_id))
         return frame_to_pb(frame)
+
+    def _link(self, request: pb.ImageRequest) -> LinkState:
+        """The SNR for this image: the request's own, else the stream's fresh feedback (docs/adapt.md)."""
+        if request.HasField("snr_db"):
+            return LinkState(request.snr_db, "request")
+        estimate = self.feedback.estimate(request.stream_id) if request.stream_id else None
+        if estimate is None:
+            return LinkState(None, "none")
+        if not self.feedback.is_fresh(estimate):
+            return LinkState(None, "stale")
+        return LinkState(estimate.snr_db, "feedback")
 
     @rpc_errors
     @observed
@@ -69,6 +84,8 @@ class TransmitterService(pb_grpc.TransmitterServicer):
             frame_id = frame.header.frame_id
             delivery = self._channel.Forward(pb.ChannelInput(frame=frame, config=request.channel),
                                              timeout=remaining_timeout(context))
+            if request.stream_id and delivery.status.code == 0 and delivery.HasField("link"):
+                self.feedback.report(request.stream_id, delivery.link.snr_db)  # CSI feedback for the next frames
         except Exception as exc:  # noqa: BLE001 - each image gets exactly one outcome, the stream survives
             code, message = log_failure(exc, f"frame {frame_id or '-'}")
             relay_retry_after(exc, context)  # the stream's trailers carry the last refused image's hint

@@ -81,7 +81,7 @@ class CodecInfo(_message.Message):
     def __init__(self, id: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
 
 class KeyRegion(_message.Message):
-    __slots__ = ("x", "y", "width", "height", "bandwidth_ratio", "params", "side")
+    __slots__ = ("x", "y", "width", "height", "bandwidth_ratio", "params", "side", "block_power")
     X_FIELD_NUMBER: _ClassVar[int]
     Y_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +89,7 @@ class KeyRegion(_message.Message):
     BANDWIDTH_RATIO_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     SIDE_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_POWER_FIELD_NUMBER: _ClassVar[int]
     x: int
     y: int
     width: int
@@ -96,10 +97,33 @@ class KeyRegion(_message.Message):
     bandwidth_ratio: float
     params: _containers.RepeatedScalarFieldContainer[float]
     side: bytes
-    def __init__(self, x: _Optional[int] = ..., y: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., bandwidth_ratio: _Optional[float] = ..., params: _Optional[_Iterable[float]] = ..., side: _Optional[bytes] = ...) -> None: ...
+    block_power: bytes
+    def __init__(self, x: _Optional[int] = ..., y: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., bandwidth_ratio: _Optional[float] = ..., params: _Optional[_Iterable[float]] = ..., side: _Optional[bytes] = ..., block_power: _Optional[bytes] = ...) -> None: ...
+
+class RatePlan(_message.Message):
+    __slots__ = ("mode", "snr_db", "snr_source", "metric", "target", "predicted", "budget", "important_blocks", "importance")
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    SNR_DB_FIELD_NUMBER: _ClassVar[int]
+    SNR_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_FIELD_NUMBER: _ClassVar[int]
+    IMPORTANT_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    IMPORTANCE_FIELD_NUMBER: _ClassVar[int]
+    mode: str
+    snr_db: float
+    snr_source: str
+    metric: str
+    target: float
+    predicted: float
+    budget: int
+    important_blocks: int
+    importance: str
+    def __init__(self, mode: _Optional[str] = ..., snr_db: _Optional[float] = ..., snr_source: _Optional[str] = ..., metric: _Optional[str] = ..., target: _Optional[float] = ..., predicted: _Optional[float] = ..., budget: _Optional[int] = ..., important_blocks: _Optional[int] = ..., importance: _Optional[str] = ...) -> None: ...
 
 class FrameHeader(_message.Message):
-    __slots__ = ("wire_version", "frame_id", "stream_id", "seq", "height", "width", "key_codec", "mask_codec", "prompt_codec", "key_region", "alpha", "tx_power", "segmenter", "describer", "pilot_spacing", "pilot_length")
+    __slots__ = ("wire_version", "frame_id", "stream_id", "seq", "height", "width", "key_codec", "mask_codec", "prompt_codec", "key_region", "alpha", "tx_power", "segmenter", "describer", "pilot_spacing", "pilot_length", "rate_plan")
     WIRE_VERSION_FIELD_NUMBER: _ClassVar[int]
     FRAME_ID_FIELD_NUMBER: _ClassVar[int]
     STREAM_ID_FIELD_NUMBER: _ClassVar[int]
@@ -116,6 +140,7 @@ class FrameHeader(_message.Message):
     DESCRIBER_FIELD_NUMBER: _ClassVar[int]
     PILOT_SPACING_FIELD_NUMBER: _ClassVar[int]
     PILOT_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    RATE_PLAN_FIELD_NUMBER: _ClassVar[int]
     wire_version: int
     frame_id: str
     stream_id: str
@@ -132,7 +157,8 @@ class FrameHeader(_message.Message):
     describer: str
     pilot_spacing: int
     pilot_length: int
-    def __init__(self, wire_version: _Optional[int] = ..., frame_id: _Optional[str] = ..., stream_id: _Optional[str] = ..., seq: _Optional[int] = ..., height: _Optional[int] = ..., width: _Optional[int] = ..., key_codec: _Optional[_Union[CodecInfo, _Mapping]] = ..., mask_codec: _Optional[_Union[CodecInfo, _Mapping]] = ..., prompt_codec: _Optional[_Union[CodecInfo, _Mapping]] = ..., key_region: _Optional[_Union[KeyRegion, _Mapping]] = ..., alpha: _Optional[float] = ..., tx_power: _Optional[float] = ..., segmenter: _Optional[str] = ..., describer: _Optional[str] = ..., pilot_spacing: _Optional[int] = ..., pilot_length: _Optional[int] = ...) -> None: ...
+    rate_plan: RatePlan
+    def __init__(self, wire_version: _Optional[int] = ..., frame_id: _Optional[str] = ..., stream_id: _Optional[str] = ..., seq: _Optional[int] = ..., height: _Optional[int] = ..., width: _Optional[int] = ..., key_codec: _Optional[_Union[CodecInfo, _Mapping]] = ..., mask_codec: _Optional[_Union[CodecInfo, _Mapping]] = ..., prompt_codec: _Optional[_Union[CodecInfo, _Mapping]] = ..., key_region: _Optional[_Union[KeyRegion, _Mapping]] = ..., alpha: _Optional[float] = ..., tx_power: _Optional[float] = ..., segmenter: _Optional[str] = ..., describer: _Optional[str] = ..., pilot_spacing: _Optional[int] = ..., pilot_length: _Optional[int] = ..., rate_plan: _Optional[_Union[RatePlan, _Mapping]] = ...) -> None: ...
 
 class ChannelTruth(_message.Message):
     __slots__ = ("gains", "noise_variance")
@@ -284,7 +310,7 @@ class Status(_message.Message):
     def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Delivery(_message.Message):
-    __slots__ = ("frame_id", "stream_id", "seq", "request_id", "status", "height", "width", "image_png", "key_png", "mask_png", "prompt", "timings", "channel", "link", "segments", "key_codec", "inpainter", "segmenter", "describer", "alpha", "client_profile", "inpainter_settings", "context_reused", "symbols_saved")
+    __slots__ = ("frame_id", "stream_id", "seq", "request_id", "status", "height", "width", "image_png", "key_png", "mask_png", "prompt", "timings", "channel", "link", "segments", "key_codec", "inpainter", "segmenter", "describer", "alpha", "client_profile", "inpainter_settings", "context_reused", "symbols_saved", "rate_plan", "n_symbols")
     class InpainterSettingsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -316,6 +342,8 @@ class Delivery(_message.Message):
     INPAINTER_SETTINGS_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_REUSED_FIELD_NUMBER: _ClassVar[int]
     SYMBOLS_SAVED_FIELD_NUMBER: _ClassVar[int]
+    RATE_PLAN_FIELD_NUMBER: _ClassVar[int]
+    N_SYMBOLS_FIELD_NUMBER: _ClassVar[int]
     frame_id: str
     stream_id: str
     seq: int
@@ -340,10 +368,12 @@ class Delivery(_message.Message):
     inpainter_settings: _containers.ScalarMap[str, str]
     context_reused: bool
     symbols_saved: int
-    def __init__(self, frame_id: _Optional[str] = ..., stream_id: _Optional[str] = ..., seq: _Optional[int] = ..., request_id: _Optional[str] = ..., status: _Optional[_Union[Status, _Mapping]] = ..., height: _Optional[int] = ..., width: _Optional[int] = ..., image_png: _Optional[bytes] = ..., key_png: _Optional[bytes] = ..., mask_png: _Optional[bytes] = ..., prompt: _Optional[str] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., channel: _Optional[_Union[ChannelReport, _Mapping]] = ..., link: _Optional[_Union[LinkEstimate, _Mapping]] = ..., segments: _Optional[_Iterable[_Union[SegmentOutcome, _Mapping]]] = ..., key_codec: _Optional[str] = ..., inpainter: _Optional[str] = ..., segmenter: _Optional[str] = ..., describer: _Optional[str] = ..., alpha: _Optional[float] = ..., client_profile: _Optional[str] = ..., inpainter_settings: _Optional[_Mapping[str, str]] = ..., context_reused: _Optional[bool] = ..., symbols_saved: _Optional[int] = ...) -> None: ...
+    rate_plan: RatePlan
+    n_symbols: int
+    def __init__(self, frame_id: _Optional[str] = ..., stream_id: _Optional[str] = ..., seq: _Optional[int] = ..., request_id: _Optional[str] = ..., status: _Optional[_Union[Status, _Mapping]] = ..., height: _Optional[int] = ..., width: _Optional[int] = ..., image_png: _Optional[bytes] = ..., key_png: _Optional[bytes] = ..., mask_png: _Optional[bytes] = ..., prompt: _Optional[str] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., channel: _Optional[_Union[ChannelReport, _Mapping]] = ..., link: _Optional[_Union[LinkEstimate, _Mapping]] = ..., segments: _Optional[_Iterable[_Union[SegmentOutcome, _Mapping]]] = ..., key_codec: _Optional[str] = ..., inpainter: _Optional[str] = ..., segmenter: _Optional[str] = ..., describer: _Optional[str] = ..., alpha: _Optional[float] = ..., client_profile: _Optional[str] = ..., inpainter_settings: _Optional[_Mapping[str, str]] = ..., context_reused: _Optional[bool] = ..., symbols_saved: _Optional[int] = ..., rate_plan: _Optional[_Union[RatePlan, _Mapping]] = ..., n_symbols: _Optional[int] = ...) -> None: ...
 
 class ImageRequest(_message.Message):
-    __slots__ = ("image", "stream_id", "frame_id", "seq", "request_id", "channel", "alpha")
+    __slots__ = ("image", "stream_id", "frame_id", "seq", "request_id", "channel", "alpha", "snr_db", "rate_mode", "max_symbols")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     STREAM_ID_FIELD_NUMBER: _ClassVar[int]
     FRAME_ID_FIELD_NUMBER: _ClassVar[int]
@@ -351,6 +381,9 @@ class ImageRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     ALPHA_FIELD_NUMBER: _ClassVar[int]
+    SNR_DB_FIELD_NUMBER: _ClassVar[int]
+    RATE_MODE_FIELD_NUMBER: _ClassVar[int]
+    MAX_SYMBOLS_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     stream_id: str
     frame_id: str
@@ -358,4 +391,7 @@ class ImageRequest(_message.Message):
     request_id: str
     channel: ChannelConfig
     alpha: float
-    def __init__(self, image: _Optional[bytes] = ..., stream_id: _Optional[str] = ..., frame_id: _Optional[str] = ..., seq: _Optional[int] = ..., request_id: _Optional[str] = ..., channel: _Optional[_Union[ChannelConfig, _Mapping]] = ..., alpha: _Optional[float] = ...) -> None: ...
+    snr_db: float
+    rate_mode: str
+    max_symbols: int
+    def __init__(self, image: _Optional[bytes] = ..., stream_id: _Optional[str] = ..., frame_id: _Optional[str] = ..., seq: _Optional[int] = ..., request_id: _Optional[str] = ..., channel: _Optional[_Union[ChannelConfig, _Mapping]] = ..., alpha: _Optional[float] = ..., snr_db: _Optional[float] = ..., rate_mode: _Optional[str] = ..., max_symbols: _Optional[int] = ...) -> None: ...
