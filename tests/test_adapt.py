@@ -11,10 +11,11 @@ from PIL import Image
 from gensemcom.adapt.allocate import fit_budget, importance_power, key_budget
 from gensemcom.adapt.control import LinkState, RateControl
 from gensemcom.adapt.feedback import SnrTracker
-from gensemcom.adapt.importance import ImportanceRanker, blocks_of
+from gensemcom.adapt.importance import ImportanceRanker
 from gensemcom.adapt.measure import KeyImage, key_psnr, measure_curves, send_key
 from gensemcom.adapt.table import RateTable
 from gensemcom.services import build_receiver, build_transmitter, start_channel, start_receiver, start_transmitter
+from gensemcom.shared.blocks import blocks_of
 from gensemcom.shared.config import ChannelSettings, ReceiverSettings, TransmitterSettings
 from gensemcom.shared.frame import SegmentKind
 from gensemcom.shared.pb import semcom_pb2 as pb

@@ -26,7 +26,7 @@ from gensemcom.adapt.table import RateTable
 from gensemcom.shared.phy.mcs import choose_mcs
 
 MODES = ("fixed", "adaptive", "importance")
-SNR_SOURCES = ("request", "feedback", "stale", "none", "setting")
+SNR_SOURCES = ("request", "feedback", "stale", "none")
 
 
 def check_mode(mode: str) -> str:
@@ -56,7 +56,6 @@ class FramePlan:
     boost_db: float  # power of the important blocks over the rest (0 unless importance mode)
     mcs: int  # for prompt and mask
     predicted: float  # the table's quality at (ratio, snr_db)
-    met: bool  # whether the table expects the target to be met
 
 
 @dataclass
@@ -79,10 +78,10 @@ class RateControl:
         if check_mode(mode) == "fixed":
             raise ValueError("a fixed-rate frame has no adaptive plan")
         if link.snr_db is None:
-            snr, source = self.fallback_snr_db, link.source if link.source in ("stale", "none") else "none"
+            snr, source = self.fallback_snr_db, "stale" if link.source == "stale" else "none"
         else:
             snr, source = float(link.snr_db), link.source
         boost = self.boost_db if mode == "importance" else 0.0
         choice = self.table.choose(snr + boost, self.target)
         return FramePlan(mode, snr, source, choice.ratio, boost, choose_mcs(snr, self.mcs_margin_db).index,
-                         choice.predicted, choice.met)
+                         choice.predicted)

@@ -23,7 +23,8 @@ import numpy as np
 from tqdm import tqdm
 
 from gensemcom.adapt.feedback import SnrTracker
-from gensemcom.adapt.measure import KeyImage, key_psnr, send_key
+from gensemcom.adapt.measure import KeyImage, encode_key, key_psnr, receive_key, send_key
+from gensemcom.adapt.report import ratio_label
 from gensemcom.adapt.table import RateTable
 from gensemcom.channel.doppler import jakes_gains
 from gensemcom.shared.keycodecs import DeepJsccKey
@@ -65,12 +66,13 @@ def run_eval(items: list[KeyImage], codec: DeepJsccKey, table: RateTable, raylei
     trackers = {target: SnrTracker(smoothing=1.0, stale_after_s=1e9) for target in settings.targets}
     with tqdm(total=total, desc="fixed vs adaptive", unit="send", disable=not progress) as bar:
         for index, item in enumerate(items):
+            fixed_codes = {ratio: encode_key(codec, item, ratio, DESIGN_SNR_DB) for ratio in ratios}
             for label, model, snr, params in static + [(stream_label, "awgn", float(snr_stream[index]), {})]:
                 stream = label == stream_label
                 cell = rows.setdefault(label, {})
-                for ratio in ratios:
-                    crop, n = send_key(codec, item, ratio, DESIGN_SNR_DB, model, snr, rng, **params)
-                    cell.setdefault(f"fixed 1/{round(1 / ratio)}", []).append((key_psnr(item, crop), n))
+                for ratio, (code, region) in fixed_codes.items():
+                    crop, n = receive_key(codec, code, region, model, snr, rng, **params)
+                    cell.setdefault(f"fixed {ratio_label(ratio)}", []).append((key_psnr(item, crop), n))
                     bar.update()
                 plan_table = rayleigh_table if model != "awgn" else table
                 for target in settings.targets:
@@ -96,7 +98,7 @@ def summarise(rows: dict, ratios: list[float], settings: EvalSettings) -> dict:
             symbols = np.array([v[1] for v in values], np.float64)
             summary[scheme] = {"psnr": round(float(psnr.mean()), 3), "psnr_std": round(float(psnr.std()), 3),
                                "symbols": round(float(symbols.mean()), 1), "images": int(psnr.size)}
-        fixed = sorted((summary[f"fixed 1/{round(1 / r)}"] for r in ratios), key=lambda s: s["symbols"])
+        fixed = sorted((summary[f"fixed {ratio_label(r)}"] for r in ratios), key=lambda s: s["symbols"])
         for scheme, entry in summary.items():
             if scheme.startswith("adaptive"):
                 equal = fixed_symbols_at(fixed, entry["psnr"])

@@ -15,28 +15,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from gensemcom.shared.blocks import BLOCK, block_means, blocks_of
 from gensemcom.transmitter.faces import FaceDetector
 from gensemcom.transmitter.segment import spectral_residual_saliency
-
-BLOCK = 16  # pixels per latent position of the key codec
-
-
-def blocks_of(mask: np.ndarray) -> np.ndarray:
-    """(rows, cols) bool: the 16×16 blocks of a (H, W) pixel mask that hold at least one True pixel."""
-    height, width = mask.shape
-    padded = np.pad(mask, ((0, -height % BLOCK), (0, -width % BLOCK)))
-    return padded.reshape(padded.shape[0] // BLOCK, BLOCK, -1, BLOCK).any(axis=(1, 3))
-
-
-def block_means(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Mean of ``values`` over the True pixels of ``mask`` in each 16×16 block (0 where none)."""
-    height, width = mask.shape
-    pad = ((0, -height % BLOCK), (0, -width % BLOCK))
-    weights = np.pad(mask.astype(np.float64), pad)
-    sums = np.pad(values * mask, pad).reshape(weights.shape[0] // BLOCK, BLOCK, -1, BLOCK).sum(axis=(1, 3))
-    counts = weights.reshape(weights.shape[0] // BLOCK, BLOCK, -1, BLOCK).sum(axis=(1, 3))
-    return np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
-
 
 @dataclass(frozen=True)
 class Importance:

@@ -24,7 +24,7 @@ from gensemcom.channel.models import make_channel
 from gensemcom.receiver.equalise import equalise
 from gensemcom.shared.frame import KeyRegion
 from gensemcom.shared.image_io import read_image
-from gensemcom.shared.keycodecs import DeepJsccKey
+from gensemcom.shared.keycodecs import DeepJsccKey, KeyCode
 from gensemcom.transmitter.pipeline import mask_bbox
 from gensemcom.transmitter.segment import Segmenter
 
@@ -56,12 +56,24 @@ def key_images(paths: Iterable[Path], segmenter: Segmenter, max_side: int = 768)
             yield KeyImage(Path(path).stem, image, mask, bbox)
 
 
+def encode_key(codec: DeepJsccKey, item: KeyImage, ratio: float, design_snr_db: float,
+               power: np.ndarray | None = None) -> tuple[KeyCode, KeyRegion]:
+    """What the transmitter sends for the key region, and the header's key region for it."""
+    code = codec.encode(item.image, item.mask, item.bbox, ratio=ratio, snr_db=design_snr_db, power=power)
+    return code, KeyRegion(*item.bbox, code.bandwidth_ratio, code.params, code.side, code.block_power)
+
+
 def send_key(codec: DeepJsccKey, item: KeyImage, ratio: float, design_snr_db: float, channel: str,
              snr_db: float, rng: np.random.Generator, power: np.ndarray | None = None,
              **channel_params: object) -> tuple[np.ndarray, int]:
     """The key region's box as decoded after ``channel`` at ``snr_db``, and the symbols it took."""
-    code = codec.encode(item.image, item.mask, item.bbox, ratio=ratio, snr_db=design_snr_db, power=power)
-    region = KeyRegion(*item.bbox, code.bandwidth_ratio, code.params, code.side, code.block_power)
+    code, region = encode_key(codec, item, ratio, design_snr_db, power)
+    return receive_key(codec, code, region, channel, snr_db, rng, **channel_params)
+
+
+def receive_key(codec: DeepJsccKey, code: KeyCode, region: KeyRegion, channel: str, snr_db: float,
+                rng: np.random.Generator, **channel_params: object) -> tuple[np.ndarray, int]:
+    """``code`` through ``channel`` at ``snr_db``, equalised with the true gains and decoded; and its symbols."""
     y, state = make_channel(channel, snr_db, **channel_params)(code.symbols, rng)
     gain = state.per_symbol(code.symbols.size)
     sent_with = codec.symbol_gain(region)
@@ -112,9 +124,10 @@ def measure_curves(items: Sequence[KeyImage], codec: DeepJsccKey, snr_db: Sequen
         for i, item in enumerate(items):
             for r, ratio in enumerate(ratios):
                 for s, snr in enumerate(snr_db):
+                    code, region = encode_key(codec, item, ratio, snr)  # one encoding serves every channel draw
                     for ch in channels:
                         draws = RAYLEIGH_DRAWS if ch == "rayleigh" else 1
-                        crops = [send_key(codec, item, ratio, snr, ch, snr, rng)[0] for _ in range(draws)]
+                        crops = [receive_key(codec, code, region, ch, snr, rng)[0] for _ in range(draws)]
                         scores[ch]["psnr"][i, r, s] = np.mean([key_psnr(item, c) for c in crops])
                         if lpips:
                             scores[ch]["lpips"][i, r, s] = np.mean([key_lpips(item, c) for c in crops])

@@ -84,7 +84,7 @@ class RatePlan:
 
     mode: str  # "fixed", "adaptive" or "importance"
     snr_db: float  # the SNR the plan assumed
-    snr_source: str  # "request", "feedback", "stale", "none" or "setting"
+    snr_source: str  # "request", "feedback", "stale" or "none"
     metric: str = "psnr"
     target: float = 0.0
     predicted: float = 0.0

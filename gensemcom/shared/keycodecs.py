@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from gensemcom.shared.blocks import BLOCK, block_pixels, blocks_of
 from gensemcom.shared.frame import KeyRegion
 from gensemcom.shared.keycodec import LinearKeyCodec
 
@@ -152,7 +153,7 @@ class DeepJsccKey:
         return self.rate_for(region.bandwidth_ratio)
 
     def _grid(self, region: KeyRegion) -> tuple[int, int]:
-        return -(-region.height // 16), -(-region.width // 16)
+        return -(-region.height // BLOCK), -(-region.width // BLOCK)
 
     def _positions(self, region: KeyRegion) -> np.ndarray:
         rows, cols = self._grid(region)
@@ -195,19 +196,19 @@ class DeepJsccKey:
         """
         import torch
 
-        from gensemcom.shared.jscc.models import cbr, latent_positions
+        from gensemcom.shared.jscc.models import cbr
 
         x, y, w, h = bbox
         snr_db = self.snr_db if snr_db is None else float(snr_db)
         rate = self.rate if ratio is None else self.rate_for(ratio)
         crop_mask = np.ascontiguousarray(mask[y : y + h, x : x + w])
-        positions = latent_positions(crop_mask).numpy() if sent is None else np.asarray(sent, bool)
+        positions = blocks_of(crop_mask) if sent is None else np.asarray(sent, bool)
         if positions.shape != self._grid(KeyRegion(x, y, w, h, 0.0)) or not positions.any():
             raise ValueError(f"sent blocks must be a non-empty grid of shape {self._grid(KeyRegion(x, y, w, h, 0.0))}")
         crop = torch.from_numpy(np.ascontiguousarray(image[y : y + h, x : x + w])).permute(2, 0, 1)[None]
         with torch.inference_mode():
             code = self.model.encode(crop.float().div(255.0).to(self.device), snr_db, rate,
-                                     _pixel_mask(positions, (h, w)))
+                                     block_pixels(positions, (h, w)))
         symbols = code.symbols[0].cpu().numpy()
         block_power = b""
         if power is not None:
@@ -233,17 +234,18 @@ class DeepJsccKey:
 
         positions = self._positions(region)
         rate = self._rate(region)
-        levels = np.tile(self.block_power(region), rate // 2)
+        power = self.block_power(region)
+        levels = np.tile(power, rate // 2)
         received = JsccSymbols(torch.from_numpy(np.asarray(x_hat, np.complex64))[None].to(self.device), rate,
                                (region.height, region.width), torch.from_numpy(positions))
         out = np.zeros((region.height, region.width, 3), np.float32)
         block_levels = np.zeros(positions.shape, np.float32)
-        block_levels[positions] = self.block_power(region)
+        block_levels[positions] = power
         for level in np.unique(levels):
             snr_db = _post_equaliser_snr_db(no_eff[levels == level], equaliser)
             with torch.inference_mode():
                 crop = self.model.decode(received, snr_db)[0].permute(1, 2, 0).cpu().numpy()
-            pixels = _pixel_mask(block_levels == level, (region.height, region.width))
+            pixels = block_pixels(block_levels == level, (region.height, region.width))
             out[pixels] = crop[pixels]
         return _to_uint8(out)
 
@@ -258,8 +260,3 @@ def _post_equaliser_snr_db(no_eff: np.ndarray, equaliser: str) -> float:
         raise ValueError(f"effective noise must be finite and > 0, got {mean_no}")
     gamma = 1 / mean_no - 1 if equaliser == "mmse" else 1 / mean_no
     return 10 * math.log10(max(gamma, 1e-6))
-
-
-def _pixel_mask(blocks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """The pixels (H, W) of the 16×16 blocks marked in ``blocks``."""
-    return np.kron(blocks, np.ones((16, 16), bool)).astype(bool)[: size[0], : size[1]]

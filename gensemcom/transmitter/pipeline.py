@@ -24,8 +24,8 @@ import numpy as np
 
 from gensemcom.adapt.allocate import fit_budget, importance_power, key_budget
 from gensemcom.adapt.control import FramePlan, LinkState, RateControl, check_mode
-from gensemcom.adapt.importance import blocks_of
 from gensemcom.shared import modem
+from gensemcom.shared.blocks import blocks_of
 from gensemcom.shared.context import ContextStore
 from gensemcom.shared.digital import DigitalScheme, encode_segment
 from gensemcom.shared.frame import (

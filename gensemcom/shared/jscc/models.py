@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from gensemcom.shared.blocks import BLOCK, blocks_of
 from gensemcom.shared.jscc.layers import (
     CONDITION_SNR_RANGE_DB,
     AttentionFeature,
@@ -25,7 +26,7 @@ from gensemcom.shared.jscc.layers import (
 )
 
 #: Pixels per latent position along each axis (four stride-2 stages).
-STRIDE = 16
+STRIDE = BLOCK  # one latent position per 16×16 block (gensemcom.shared.blocks)
 
 
 @dataclass(frozen=True)
@@ -50,13 +51,8 @@ def cbr(rate: int) -> float:
 
 def latent_positions(mask: Tensor | np.ndarray) -> Tensor:
     """Latent positions whose 16×16 pixel block overlaps a (H, W) boolean pixel mask."""
-    mask = (mask if isinstance(mask, Tensor) else torch.from_numpy(np.asarray(mask))).bool()
-    if mask.dim() != 2:
-        raise ValueError(f"mask must be a 2-D (H, W) pixel mask, got shape {tuple(mask.shape)}")
-    height, width = mask.shape
-    padded = F.pad(mask, (0, -width % STRIDE, 0, -height % STRIDE))
-    h, w = padded.shape[0] // STRIDE, padded.shape[1] // STRIDE
-    return padded.view(h, STRIDE, w, STRIDE).any(dim=3).any(dim=1)
+    array = mask.detach().cpu().numpy() if isinstance(mask, Tensor) else mask
+    return torch.from_numpy(blocks_of(array))
 
 
 def symbols_for_mask(mask: Tensor | np.ndarray, rate: int) -> int:
