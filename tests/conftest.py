@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from gensemcom.adapt.measure import KeyImage
 from gensemcom.services import start_channel, start_receiver, start_transmitter
 from gensemcom.shared.config import ChannelSettings, ReceiverSettings, TransmitterSettings
 from gensemcom.shared.paths import shared_data_dir
@@ -34,6 +35,30 @@ def data_dir() -> Path:
     if not (DATA / "kodak24").is_dir():
         raise FileNotFoundError(f"test data not found at {DATA}; set SEMCOM_SHARED_DATA to the shared/data folder")
     return DATA
+
+
+@pytest.fixture(scope="session")
+def codec():
+    """The shipped DeepJSCC key codec (trained weights in the repository)."""
+    from gensemcom.shared.jscc.zoo import load_pretrained
+    from gensemcom.shared.keycodecs import DeepJsccKey
+
+    return DeepJsccKey(load_pretrained("deepjscc-afgdn"))
+
+
+def kodak_crops(data_dir: Path, names: list[str], size: int = 96) -> list[KeyImage]:
+    """Centre crops with an elliptic key region: small enough for the CPU, real photo content."""
+    items = []
+    yy, xx = np.mgrid[:size, :size]
+    mask = ((yy - size / 2) / (0.45 * size)) ** 2 + ((xx - size / 2) / (0.35 * size)) ** 2 <= 1
+    for name in names:
+        image = np.asarray(Image.open(data_dir / "kodak24" / f"{name}.png").convert("RGB"))
+        top, left = (image.shape[0] - size) // 2, (image.shape[1] - size) // 2
+        crop = np.ascontiguousarray(image[top : top + size, left : left + size])
+        ys, xs = np.nonzero(mask)
+        bbox = (int(xs.min()), int(ys.min()), int(xs.max()) + 1 - int(xs.min()), int(ys.max()) + 1 - int(ys.min()))
+        items.append(KeyImage(name, crop, mask, bbox))
+    return items
 
 
 def png_bytes(array: np.ndarray) -> bytes:

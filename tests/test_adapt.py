@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gensemcom.adapt.allocate import fit_budget, importance_power, key_budget
+from gensemcom.adapt.allocate import centre_first, fit_budget, importance_power, key_budget
 from gensemcom.adapt.control import LinkState, RateControl
 from gensemcom.adapt.feedback import SnrTracker
 from gensemcom.adapt.importance import ImportanceRanker
-from gensemcom.adapt.measure import KeyImage, key_psnr, measure_curves, send_key
+from gensemcom.adapt.measure import key_psnr, measure_curves, send_key
 from gensemcom.adapt.table import RateTable
 from gensemcom.services import build_receiver, build_transmitter, start_channel, start_receiver, start_transmitter
 from gensemcom.shared.blocks import blocks_of
@@ -22,7 +22,7 @@ from gensemcom.shared.pb import semcom_pb2 as pb
 from gensemcom.shared.pb import semcom_pb2_grpc as pb_grpc
 from gensemcom.shared.pilots import PilotPattern
 from gensemcom.transmitter.faces import FACE_MODEL, FaceDetector
-from tests.conftest import png_bytes
+from tests.conftest import kodak_crops, png_bytes
 
 RATIOS = [1 / 24, 1 / 12, 1 / 6]
 
@@ -63,29 +63,6 @@ def test_table_refuses_unusable_input(tmp_path):
         RateTable.load(tmp_path / "missing.json")
     with pytest.raises(ValueError, match="no rate table ships"):
         RateTable.shipped("linear-dct")
-
-
-@pytest.fixture(scope="module")
-def codec():
-    from gensemcom.shared.jscc.zoo import load_pretrained
-    from gensemcom.shared.keycodecs import DeepJsccKey
-
-    return DeepJsccKey(load_pretrained("deepjscc-afgdn"))
-
-
-def kodak_crops(data_dir, names, size=96) -> list[KeyImage]:
-    """Centre crops with an elliptic key region: small enough for the CPU, real photo content."""
-    items = []
-    yy, xx = np.mgrid[:size, :size]
-    mask = ((yy - size / 2) / (0.45 * size)) ** 2 + ((xx - size / 2) / (0.35 * size)) ** 2 <= 1
-    for name in names:
-        image = np.asarray(Image.open(data_dir / "kodak24" / f"{name}.png").convert("RGB"))
-        top, left = (image.shape[0] - size) // 2, (image.shape[1] - size) // 2
-        crop = np.ascontiguousarray(image[top : top + size, left : left + size])
-        ys, xs = np.nonzero(mask)
-        bbox = (int(xs.min()), int(ys.min()), int(xs.max()) + 1 - int(xs.min()), int(ys.max()) + 1 - int(ys.min()))
-        items.append(KeyImage(name, crop, mask, bbox))
-    return items
 
 
 def test_table_measured_on_some_images_predicts_held_out_images(data_dir, codec, one_torch_thread):
@@ -131,8 +108,10 @@ def test_tracker_averages_linear_snr_per_stream_and_goes_stale():
     assert tracker.report("a", float("nan")) is None and tracker.estimate("a").snr_db == pytest.approx(expected)
     clock.now = 6.0
     assert not tracker.is_fresh(tracker.estimate("a"))
+    assert tracker.link("a") == LinkState(None, "stale") and tracker.link("never") == LinkState(None, "none")
     tracker.report("a", 3.0)  # after a stale spell, the old average says nothing: start over
     assert tracker.estimate("a").snr_db == pytest.approx(3.0) and tracker.estimate("a").reports == 1
+    assert tracker.link("a").source == "feedback" and tracker.link("a").snr_db == pytest.approx(3.0)
     tracker.report("b", 1.0)
     tracker.report("c", 2.0)
     assert tracker.estimate("a") is None  # least recently updated stream dropped beyond max_streams
@@ -168,6 +147,21 @@ def test_budget_is_never_exceeded_and_cuts_the_least_important_blocks_last():
             assert fit.rate == rate and (fit.sent == sent).all()
         if fit.sent.sum() < sent.sum() and fit.sent.any():  # blocks dropped: only the least important ones
             assert importance[fit.sent].min() >= importance[sent & ~fit.sent].max()
+
+
+def test_centre_first_keeps_the_blocks_nearest_the_centroid():
+    sent = np.zeros((9, 12), bool)
+    sent[1:8, 2:11] = True  # a 7x9 block region, centroid at block (4, 6)
+    sent[1, 2] = False
+    scores = centre_first(sent)
+    fit = fit_budget(sent, scores, 64, [64, 128], budget=9 * 32)  # room for 9 blocks at the lowest rate
+    assert fit.sent.sum() == 9
+    rows, cols = np.nonzero(fit.sent)
+    centre = np.argwhere(sent).mean(axis=0)
+    kept = np.hypot(rows - centre[0], cols - centre[1])
+    dropped = np.hypot(*(np.argwhere(sent & ~fit.sent) - centre).T)
+    assert kept.max() <= dropped.min() and fit.sent[4, 6]
+    assert not centre_first(np.zeros((3, 3), bool)).any()
 
 
 def test_key_budget_matches_a_brute_force_count_of_pilots():
@@ -242,7 +236,13 @@ def test_receiver_decodes_every_allocation_within_the_frame_budget(people_image,
     rx = build_receiver(ReceiverSettings())
     full = tx.encode(people_image, "full", mode="fixed")
     key = full.segment(SegmentKind.KEY_JSCC).n_symbols
-    budgets = [full.n_symbols, full.n_symbols - key // 3, full.n_symbols - key // 2 - 50, full.n_symbols - key + 40]
+    region = full.header.key_region
+    bbox, full_blocks = (region.x, region.y, region.width, region.height), tx.key_codec.sent_blocks(region)
+    mask = tx.segmenter(people_image).mask
+    half_blocks = full.n_symbols - key + int(full_blocks.sum()) * 64 // 4  # about half the blocks at rate 64
+    budgets = [full.n_symbols, full.n_symbols - key // 3, full.n_symbols - key // 2 - 50, half_blocks,
+               full.n_symbols - key + 40]
+    trimmed = {mode: 0 for mode in ("fixed", "adaptive", "importance")}
     for mode in ("fixed", "adaptive", "importance"):
         for budget in budgets:
             frame = tx.encode(people_image, f"{mode}-{budget}", mode=mode, link=LinkState(6.0, "request"),
@@ -253,6 +253,19 @@ def test_receiver_decodes_every_allocation_within_the_frame_budget(people_image,
             region = frame.header.key_region
             if mode == "importance" and region is not None:
                 assert frame.header.rate_plan.important_blocks > 0 and region.block_power
+            kept = tx.key_codec.sent_blocks(region) if region is not None else None
+            if kept is not None and kept.sum() < full_blocks.sum():  # blocks were dropped: who chose them
+                trimmed[mode] += 1
+                if mode == "importance":
+                    assert frame.header.rate_plan.importance == "faces"
+                    faces = tx.rate.importance(people_image, mask, bbox).important
+                    assert kept[faces].all() if kept.sum() >= faces.sum() else faces[kept].all()
+                else:  # fixed and adaptive trim the region from its rim inwards
+                    if mode == "adaptive":
+                        assert frame.header.rate_plan.importance == "centre"
+                    distance = -centre_first(full_blocks)
+                    assert distance[kept].max() <= distance[full_blocks & ~kept].min()
+    assert all(count >= 2 for count in trimmed.values()), trimmed
     with pytest.raises(ValueError, match="cannot hold the pilots and digital segments"):
         tx.encode(people_image, "tiny", max_symbols=100)
 

@@ -7,7 +7,10 @@ each). Two decisions are made per frame:
   symbols the frame has left, the whole key region steps down the codec's
   ratio ladder; at the lowest ratio, blocks are dropped, least important
   first (they are then inpainted like the background). So the frame never
-  exceeds its budget, and what survives is what matters most.
+  exceeds its budget. In ``importance`` mode what survives is what the ranker
+  says matters most; the other modes keep the blocks nearest the key
+  region's centre (:func:`centre_first`), a content-blind order that
+  the evaluation compares importance against.
 - **Importance** (:func:`importance_power`): important blocks are sent at a
   higher power, the rest lower, keeping the average at 1. The receiver
   knows the powers from the header and decodes each group at its own SNR.
@@ -60,6 +63,17 @@ def fit_budget(sent: np.ndarray, importance: np.ndarray, rate: int, rates: Seque
     kept[order] = True
     kept = kept.reshape(sent.shape) & sent
     return KeyAllocation(lowest if kept.any() else 0, kept)
+
+
+def centre_first(sent: np.ndarray) -> np.ndarray:
+    """Content-blind block scores: higher the nearer a block lies to the centroid of the ``sent`` blocks
+    (objects are usually framed around their middle), so a budget trims the region from its rim inwards."""
+    sent = np.asarray(sent, bool)
+    if not sent.any():
+        return np.zeros(sent.shape)
+    rows, cols = np.indices(sent.shape)
+    centre_row, centre_col = rows[sent].mean(), cols[sent].mean()
+    return -np.hypot(rows - centre_row, cols - centre_col)
 
 
 def importance_power(sent: np.ndarray, important: np.ndarray, boost_db: float,

@@ -104,32 +104,71 @@ def table(
 def evaluate(
     input: Annotated[Optional[list[Path]], Option(help="image folders (default: Kodak24 and the people photos)")] = None,
     limit: Annotated[int, Option(min=1, help="images per folder at most")] = 1000,
-    out: Annotated[Path, Option(help="folder for adapt_eval.json and adapt_eval.png")] = Path("out/adapt"),
-    targets: Annotated[str, Option(help="adaptive targets, key-region PSNR in dB")] = "26,28,30",
+    out: Annotated[Path, Option(help="folder for the JSON and PNG results")] = Path("out/adapt"),
+    experiments: Annotated[str, Option(help="which to run: rate (fixed vs adaptive over channels), "
+                                            "importance (trimming under a budget), or both")] = "rate,importance",
+    targets: Annotated[str, Option(help="adaptive targets, key-region PSNR in dB")] = "24,26,28",
+    shares: Annotated[str, Option(help="importance: budgets as shares of the key blocks at the lowest ratio")]
+    = "0.25,0.5,0.75",
     max_side: Annotated[int, Option(min=64, help="shrink images to this longer side first")] = 512,
     segmenter: Annotated[str, Option(help="segmenter that finds the key regions")] = "mediapipe",
     device: Annotated[str, Option(help="auto, cpu or cuda")] = "auto",
 ) -> None:
-    """Fixed vs adaptive rate over AWGN, Rayleigh, Rician and a Doppler stream: quality vs symbols, and the
-    symbols saved at equal quality."""
-    from gensemcom.adapt.evaluate import EvalSettings, run_eval, write
-
+    """Fixed vs adaptive rate over AWGN, Rayleigh, Rician and a Doppler stream, and importance-aware vs
+    centre-first trimming under a budget: quality vs symbols, and the symbols saved at equal quality."""
+    chosen = {e.strip() for e in experiments.split(",") if e.strip()}
+    if not chosen or chosen - {"rate", "importance"}:
+        raise typer.BadParameter(f"--experiments: choose from rate, importance; got {experiments!r}")
     data = shared_data_dir()
     folders = input or [data / "kodak24", data / "people"]
     items = [item for folder in folders for item in calibration_images(folder, limit, segmenter, max_side)]
     codec = load_codec(device)
-    result = run_eval(items, codec, RateTable.shipped(DEFAULT_CODEC, "psnr", "awgn"),
-                      RateTable.shipped(DEFAULT_CODEC, "psnr", "rayleigh"),
-                      EvalSettings(targets=tuple(floats(targets, "--targets"))))
-    result["images"] = [item.name for item in items]
-    write(result, out)
-    for label, cell in result["conditions"].items():
-        typer.echo(label)
-        for scheme, entry in cell.items():
-            saving = entry.get("saving")
-            typer.echo(f"  {scheme:<16} PSNR {entry['psnr']:6.2f} ± {entry['psnr_std']:.2f}  symbols "
-                       f"{entry['symbols']:9.0f}" + ("" if saving is None else f"  saving {100 * saving:+.1f} %"))
-    typer.echo(f"wrote {out / 'adapt_eval.json'} and {out / 'adapt_eval.png'}")
+    names = [item.name for item in items]
+    if "rate" in chosen:
+        from gensemcom.adapt.evaluate import EvalSettings, run_eval, write
+
+        result = run_eval(items, codec, RateTable.shipped(DEFAULT_CODEC, "psnr", "awgn"),
+                          RateTable.shipped(DEFAULT_CODEC, "psnr", "rayleigh"),
+                          EvalSettings(targets=tuple(floats(targets, "--targets"))))
+        write(result | {"images": names}, out)
+        echo_rate(result)
+        typer.echo(f"wrote {out / 'adapt_eval.json'} and {out / 'adapt_eval.png'}")
+    if "importance" in chosen:
+        from gensemcom.adapt.evaluate_importance import ImportanceSettings, run_importance, write_importance
+        from gensemcom.adapt.importance import ImportanceRanker
+        from gensemcom.transmitter.faces import FACE_MODEL, FaceDetector
+
+        ranker = ImportanceRanker(FaceDetector(data / "weights" / FACE_MODEL))
+        result = run_importance(items, codec, ranker, ImportanceSettings(shares=tuple(floats(shares, "--shares"))))
+        write_importance(result, out)
+        echo_importance(result)
+        typer.echo(f"wrote {out / 'adapt_importance.json'} and {out / 'adapt_importance.png'}")
+
+
+def echo_rate(result: dict) -> None:
+    for group in ("conditions", "pools"):
+        for label, cell in result[group].items():
+            typer.echo(label)
+            for scheme, entry in cell.items():
+                line = (f"  {scheme:<16} PSNR {entry['psnr']:6.2f} ± {entry['psnr_std']:.2f}  symbols "
+                        f"{entry['symbols']:9.0f}  meets " + " ".join(f"{t}:{v:.2f}" for t, v in entry["meets"].items()))
+                for key, name in (("saving_at_equal_psnr", "mean PSNR"), ("saving_at_equal_hit_rate", "hit rate")):
+                    if entry.get(key) is not None:
+                        line += f"  saving at equal {name} {100 * entry[key]:+.1f} %"
+                if entry.get("dominated_by"):
+                    line += f"  (worse than {entry['dominated_by']}, which is cheaper)"
+                typer.echo(line)
+
+
+def echo_importance(result: dict) -> None:
+    for source, points in result["summary"].items():
+        typer.echo(f"ranked by {source}")
+        for name, p in points.items():
+            line = (f"  {name:<16} symbols {p['symbols']:8.0f}  important PSNR {p['important_psnr']:6.2f}  "
+                    f"key PSNR {p['key_psnr']:6.2f}  important kept {p['important_kept']:.2f}")
+            if p.get("saving_at_equal_important_psnr") is not None:
+                line += f"  saving {100 * p['saving_at_equal_important_psnr']:+.1f} %"
+            typer.echo(line)
 
 
 if __name__ == "__main__":

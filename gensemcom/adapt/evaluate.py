@@ -1,18 +1,28 @@
-"""Fixed vs adaptive rate: key-region quality against symbols per image, over channels (``semcom adapt eval``).
+"""Fixed vs adaptive rate: quality against symbols per image, over channels (``semcom adapt eval``).
 
-Each image's key region goes through :func:`~gensemcom.adapt.measure.send_key` under every condition:
+Each image's frame (key region by DeepJSCC, prompt and mask by LDPC) is sent under every condition:
 
-- **fixed**: each of the codec's ratios, encoder conditioned on a design SNR of 10 dB (what a
-  transmitter without feedback does); the three points trace the fixed-rate quality/symbols curve;
-- **adaptive**: for each target, the rate table picks the ratio from the SNR the transmitter knows
-  (the true average SNR on the static channels; on the time-varying channel, the receiver's report
-  of the *previous* frame, through :class:`~gensemcom.adapt.feedback.SnrTracker`).
+- **fixed**: each of the codec's ratios, the encoder conditioned on a design SNR of 10 dB, prompt and mask
+  at MCS ``fixed_mcs`` (the transmitter's defaults: what it does without feedback);
+- **adaptive**: for each target, :class:`~gensemcom.adapt.control.RateControl` plans the frame from the
+  SNR the transmitter knows: the true average SNR on the static channels (a request's ``snr_db``); on the
+  time-varying channel, the receiver's report of the *previous* frame through
+  :class:`~gensemcom.adapt.feedback.SnrTracker` (the first frame falls back to 0 dB, as the service does).
 
-The time-varying channel is a stream: the frame SNR follows Clarke fading from frame to frame
-(normalised Doppler ``frame_doppler`` per frame time, mean ``stream_snr_db``), constant within a frame.
-The saving at equal quality compares the adaptive scheme's mean symbols with the fixed-rate curve's
-symbols at the same mean PSNR (interpolated linearly in log-symbols between the fixed points).
-Symbols counted are the key region's: prompt and mask are a few hundred symbols either way.
+Conditions: AWGN at several SNRs, Rayleigh and Rician at one average SNR (planned with the Rayleigh table),
+and a *stream*: frame SNR following Clarke fading from frame to frame (normalised Doppler ``frame_doppler``
+per frame time, mean ``stream_snr_db``), constant within a frame.
+
+Symbols are the frame's data symbols: key region plus prompt and mask (pilots, the same share of every
+frame, left out). The digital segments are counted lost when the frame's SNR is below their MCS's measured
+10 %-BLER threshold (:mod:`gensemcom.shared.phy.mcs`); that model needs an SNR constant over the frame, so
+on the static Rayleigh/Rician conditions the digital segments are taken as delivered (``digital_lost`` is
+None there). A send *meets* a target when its digital segments arrive and its key PSNR reaches the target.
+
+Equal quality is read two ways (:mod:`gensemcom.adapt.saving`): equal mean key PSNR, and equal share of
+sends meeting the target. The second is the one rate adaptation is built for: a fixed-rate transmitter that
+does not know the SNR must be sized for the bad channels, so the pools (all AWGN SNRs together: users at
+different distances; the stream: one user over time) are where the saving shows.
 """
 
 import json
@@ -22,14 +32,19 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from gensemcom.adapt.control import LinkState, RateControl
 from gensemcom.adapt.feedback import SnrTracker
-from gensemcom.adapt.measure import KeyImage, encode_key, key_psnr, receive_key, send_key
+from gensemcom.adapt.measure import KeyImage, digital_bits, encode_key, key_psnr, receive_key
 from gensemcom.adapt.report import ratio_label
+from gensemcom.adapt.saving import saving
 from gensemcom.adapt.table import RateTable
 from gensemcom.channel.doppler import jakes_gains
 from gensemcom.shared.keycodecs import DeepJsccKey
+from gensemcom.shared.phy.link import symbols_for_payload
+from gensemcom.shared.phy.mcs import mcs_from_index
 
 DESIGN_SNR_DB = 10.0
+COLUMNS = ("condition", "scheme", "image", "psnr", "key_symbols", "digital_symbols", "digital_lost")
 
 
 @dataclass(frozen=True)
@@ -37,114 +52,183 @@ class EvalSettings:
     awgn_snr_db: tuple[float, ...] = (0.0, 5.0, 10.0, 15.0, 20.0)
     fading_snr_db: float = 10.0
     k_factor: float = 3.0
-    targets: tuple[float, ...] = (26.0, 28.0, 30.0)
+    targets: tuple[float, ...] = (24.0, 26.0, 28.0)
     stream_snr_db: float = 10.0
     frame_doppler: float = 0.05
+    fixed_mcs: int = 2
+    mcs_margin_db: float = 1.0
     seed: int = 0
 
 
-def conditions(settings: EvalSettings) -> list[tuple[str, str, float, dict]]:
-    """(label, channel model, SNR, channel parameters) for the static conditions."""
-    out = [(f"awgn {snr:g} dB", "awgn", snr, {}) for snr in settings.awgn_snr_db]
-    out.append((f"rayleigh {settings.fading_snr_db:g} dB", "rayleigh", settings.fading_snr_db, {}))
-    out.append((f"rician K={settings.k_factor:g} {settings.fading_snr_db:g} dB", "rician", settings.fading_snr_db,
-                {"k_factor": settings.k_factor}))
-    return out
+@dataclass(frozen=True)
+class Condition:
+    label: str
+    channel: str  # a model of gensemcom.channel.models
+    snr_db: float  # average SNR (the stream's mean)
+    params: dict
+    stream: bool = False  # SNR varies frame to frame; the transmitter learns it from feedback
+
+
+def conditions(settings: EvalSettings) -> list[Condition]:
+    fading, k = settings.fading_snr_db, settings.k_factor
+    return [
+        *(Condition(f"awgn {snr:g} dB", "awgn", snr, {}) for snr in settings.awgn_snr_db),
+        Condition(f"rayleigh {fading:g} dB", "rayleigh", fading, {}),
+        Condition(f"rician K={k:g} {fading:g} dB", "rician", fading, {"k_factor": k}),
+        Condition(f"doppler stream {settings.stream_snr_db:g} dB, fD·T={settings.frame_doppler:g}/frame", "awgn",
+                  settings.stream_snr_db, {}, stream=True),
+    ]
+
+
+def digital_lost(channel: str, snr_db: float, mcs: int) -> bool | None:
+    """Whether prompt and mask are lost at ``snr_db``: below their MCS's 10 %-BLER threshold. None on the
+    block-fading channels, where one SNR does not describe the frame."""
+    return None if channel != "awgn" else bool(snr_db < mcs_from_index(mcs).snr_threshold_db)
+
+
+def digital_symbols(bits: list[int], mcs: int) -> int:
+    """Data symbols of the prompt and mask segments (payload ``bits`` each) at MCS ``mcs``."""
+    entry = mcs_from_index(mcs)
+    return sum(symbols_for_payload(b, entry) for b in bits)
 
 
 def run_eval(items: list[KeyImage], codec: DeepJsccKey, table: RateTable, rayleigh_table: RateTable,
              settings: EvalSettings = EvalSettings(), progress: bool = True) -> dict:
-    """Per condition and scheme: mean key PSNR, its spread and mean symbols; plus the equal-quality saving."""
+    """Every send's key PSNR and symbols, and per condition and pool the summary and the savings."""
     ratios = sorted(codec.ratio_for(rate) for rate in codec.rates)
     rng = np.random.default_rng(settings.seed)
-    rows: dict[str, dict[str, list[tuple[float, int]]]] = {}
-    static = conditions(settings)
-    stream_label = f"doppler stream {settings.stream_snr_db:g} dB, fD·T={settings.frame_doppler:g}/frame"
+    conds = conditions(settings)
     frame_gains = jakes_gains(rng, len(items), settings.frame_doppler, np.ones(1))[0]
-    snr_stream = settings.stream_snr_db + 10 * np.log10(np.maximum(np.abs(frame_gains) ** 2, 1e-6))
-    total = len(items) * (len(static) + 1) * (len(ratios) + len(settings.targets))
-    trackers = {target: SnrTracker(smoothing=1.0, stale_after_s=1e9) for target in settings.targets}
+    stream_snr = settings.stream_snr_db + 10 * np.log10(np.maximum(np.abs(frame_gains) ** 2, 1e-6))
+    controls = {(name, t): RateControl(tab, t, fallback_snr_db=0.0, mcs_margin_db=settings.mcs_margin_db)
+                for name, tab in (("awgn", table), ("rayleigh", rayleigh_table)) for t in settings.targets}
+    trackers = {t: SnrTracker(smoothing=1.0, stale_after_s=float("inf")) for t in settings.targets}
+    rows: list[tuple] = []
+    total = len(items) * len(conds) * (len(ratios) + len(settings.targets))
     with tqdm(total=total, desc="fixed vs adaptive", unit="send", disable=not progress) as bar:
         for index, item in enumerate(items):
+            bits = digital_bits(item)
             fixed_codes = {ratio: encode_key(codec, item, ratio, DESIGN_SNR_DB) for ratio in ratios}
-            for label, model, snr, params in static + [(stream_label, "awgn", float(snr_stream[index]), {})]:
-                stream = label == stream_label
-                cell = rows.setdefault(label, {})
+            fixed_digital = digital_symbols(bits, settings.fixed_mcs)
+            for cond in conds:
+                snr = float(stream_snr[index]) if cond.stream else cond.snr_db
                 for ratio, (code, region) in fixed_codes.items():
-                    crop, n = receive_key(codec, code, region, model, snr, rng, **params)
-                    cell.setdefault(f"fixed {ratio_label(ratio)}", []).append((key_psnr(item, crop), n))
+                    crop, n = receive_key(codec, code, region, cond.channel, snr, rng, **cond.params)
+                    rows.append((cond.label, f"fixed {ratio_label(ratio)}", index, key_psnr(item, crop), n,
+                                 fixed_digital, digital_lost(cond.channel, snr, settings.fixed_mcs)))
                     bar.update()
-                plan_table = rayleigh_table if model != "awgn" else table
                 for target in settings.targets:
-                    if stream:
-                        known = trackers[target].estimate("stream")
-                        planned = settings.stream_snr_db - 10 if known is None else known.snr_db
+                    control = controls["awgn" if cond.channel == "awgn" else "rayleigh", target]
+                    if cond.stream:
+                        plan = control.plan("adaptive", trackers[target].link("stream"))
                         trackers[target].report("stream", snr)  # the receiver's report, used for the next frame
                     else:
-                        planned = snr
-                    ratio = plan_table.choose(planned, target).ratio
-                    crop, n = send_key(codec, item, ratio, planned, model, snr, rng, **params)
-                    cell.setdefault(f"adaptive {target:g} dB", []).append((key_psnr(item, crop), n))
+                        plan = control.plan("adaptive", LinkState(snr, "request"))
+                    code, region = encode_key(codec, item, plan.ratio, plan.snr_db)
+                    crop, n = receive_key(codec, code, region, cond.channel, snr, rng, **cond.params)
+                    rows.append((cond.label, f"adaptive {target:g} dB", index, key_psnr(item, crop), n,
+                                 digital_symbols(bits, plan.mcs), digital_lost(cond.channel, snr, plan.mcs)))
                     bar.update()
-    return summarise(rows, ratios, settings)
+    return summarise(rows, conds, settings)
 
 
-def summarise(rows: dict, ratios: list[float], settings: EvalSettings) -> dict:
-    out = {"settings": asdict(settings), "design_snr_db": DESIGN_SNR_DB, "conditions": {}}
-    for label, schemes in rows.items():
-        summary = {}
-        for scheme, values in schemes.items():
-            psnr = np.array([v[0] for v in values])
-            symbols = np.array([v[1] for v in values], np.float64)
-            summary[scheme] = {"psnr": round(float(psnr.mean()), 3), "psnr_std": round(float(psnr.std()), 3),
-                               "symbols": round(float(symbols.mean()), 1), "images": int(psnr.size)}
-        fixed = sorted((summary[f"fixed {ratio_label(r)}"] for r in ratios), key=lambda s: s["symbols"])
-        for scheme, entry in summary.items():
-            if scheme.startswith("adaptive"):
-                equal = fixed_symbols_at(fixed, entry["psnr"])
-                entry["fixed_symbols_at_equal_psnr"] = None if equal is None else round(equal, 1)
-                entry["saving"] = None if equal is None else round(1 - entry["symbols"] / equal, 4)
-        out["conditions"][label] = summary
+def summarise(rows: list[tuple], conds: list[Condition], settings: EvalSettings) -> dict:
+    """Per condition, and per pool of conditions, each scheme's means, target hit rates and savings."""
+    awgn = [c.label for c in conds if c.channel == "awgn" and not c.stream]
+    stream = [c.label for c in conds if c.stream]
+    pools = {f"awgn {settings.awgn_snr_db[0]:g}–{settings.awgn_snr_db[-1]:g} dB, SNR unknown in advance": awgn,
+             f"{stream[0]} (feedback)": stream}
+    return {
+        "settings": asdict(settings),
+        "design_snr_db": DESIGN_SNR_DB,
+        "conditions": {c.label: summary([r for r in rows if r[0] == c.label], settings.targets) for c in conds},
+        "pools": {name: summary([r for r in rows if r[0] in members], settings.targets)
+                  for name, members in pools.items()},
+        "sends": {"columns": list(COLUMNS), "rows": [[*r[:3], round(r[3], 3), *r[4:]] for r in rows]},
+    }
+
+
+def summary(rows: list[tuple], targets: tuple[float, ...]) -> dict:
+    """Each scheme's mean PSNR, symbols and share meeting each target; for adaptive schemes the savings
+    against the fixed-ratio curve at equal mean PSNR and at an equal share meeting its target."""
+    out = {}
+    for scheme in dict.fromkeys(r[1] for r in rows):
+        mine = [r for r in rows if r[1] == scheme]
+        psnr = np.array([r[3] for r in mine])
+        key, digital = (np.array([r[i] for r in mine], np.float64) for i in (4, 5))
+        lost = [r[6] for r in mine]
+        delivered = np.array([not flag for flag in lost])
+        out[scheme] = {
+            "psnr": round(float(psnr.mean()), 3), "psnr_std": round(float(psnr.std()), 3),
+            "key_symbols": round(float(key.mean()), 1), "digital_symbols": round(float(digital.mean()), 1),
+            "symbols": round(float((key + digital).mean()), 1),
+            "meets": {f"{t:g}": round(float((delivered & (psnr >= t)).mean()), 4) for t in targets},
+            "digital_lost": None if None in lost else round(float(np.mean(lost)), 4),
+            "sends": len(mine),
+        }
+    fixed = {k: v for k, v in out.items() if k.startswith("fixed")}
+    for scheme, entry in out.items():
+        if scheme.startswith("adaptive"):
+            target = scheme.split()[1]
+            by_psnr = saving(entry["symbols"], [(f["symbols"], f["psnr"]) for f in fixed.values()], entry["psnr"])
+            by_hits = saving(entry["symbols"], [(f["symbols"], f["meets"][target]) for f in fixed.values()],
+                             entry["meets"][target])
+            entry["saving_at_equal_psnr"] = None if by_psnr is None else round(by_psnr, 4)
+            entry["saving_at_equal_hit_rate"] = None if by_hits is None else round(by_hits, 4)
+            # no saving to read when a fixed ratio is both cheaper and better on average: say which
+            entry["dominated_by"] = next((name for name, f in fixed.items()
+                                          if f["symbols"] <= entry["symbols"] and f["psnr"] >= entry["psnr"]), None)
     return out
 
 
-def fixed_symbols_at(fixed: list[dict], psnr: float) -> float | None:
-    """Symbols the fixed-rate curve needs for ``psnr`` (log-linear between its points); None outside it."""
-    quality = [f["psnr"] for f in fixed]
-    if not (min(quality) <= psnr <= max(quality)) or any(np.diff(quality) <= 0):
-        return None
-    return float(np.exp(np.interp(psnr, quality, np.log([f["symbols"] for f in fixed]))))
-
-
 def plot_eval(result: dict, path: Path) -> None:
+    """Top rows: mean key PSNR against symbols per condition. Bottom row: per pool and target, the share of
+    sends meeting the target against symbols."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     labels = list(result["conditions"])
+    targets = [f"{t:g}" for t in result["settings"]["targets"]]
     cols = 4
-    fig, axes = plt.subplots(-(-len(labels) // cols), cols, figsize=(4 * cols, 3.4 * -(-len(labels) // cols)),
-                             squeeze=False)
-    for ax, label in zip(axes.ravel(), labels):
+    rows = -(-len(labels) // cols) + 1
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.5 * rows), squeeze=False)
+    for ax, label in zip(axes[:-1].ravel(), labels):
         cell = result["conditions"][label]
         fixed = sorted((v["symbols"], v["psnr"]) for k, v in cell.items() if k.startswith("fixed"))
-        ax.plot([f[0] for f in fixed], [f[1] for f in fixed], "o-", color="grey", label="fixed ratio")
+        ax.plot(*zip(*fixed), "o-", color="grey", label="fixed ratio")
         for scheme, entry in cell.items():
             if scheme.startswith("adaptive"):
                 ax.plot(entry["symbols"], entry["psnr"], "s", label=scheme)
-        ax.set(title=label, xscale="log", xlabel="key symbols per image", ylabel="key PSNR (dB)")
+        ax.set(title=label, xscale="log", xlabel="symbols per image", ylabel="mean key PSNR (dB)")
         ax.grid(alpha=0.3)
-    for ax in axes.ravel()[len(labels):]:
+    for ax in axes[:-1].ravel()[len(labels):]:
         ax.axis("off")
     axes[0, 0].legend(fontsize=7)
+    bottom = axes[-1]
+    for ax, (pool, cell) in zip(bottom, result["pools"].items()):
+        for i, target in enumerate(targets):
+            colour = f"C{i}"
+            fixed = sorted((v["symbols"], v["meets"][target]) for k, v in cell.items() if k.startswith("fixed"))
+            ax.plot(*zip(*fixed), "o-", color=colour, alpha=0.5, label=f"fixed, ≥{target} dB")
+            adaptive = cell[f"adaptive {target} dB"]
+            ax.plot(adaptive["symbols"], adaptive["meets"][target], "s", color=colour, ms=8,
+                    label=f"adaptive {target} dB")
+        ax.set(title=pool, xscale="log", xlabel="mean symbols per image", ylabel="share of sends meeting target",
+               ylim=(0, 1.02))
+        ax.title.set_fontsize(8)
+        ax.grid(alpha=0.3)
+    bottom[0].legend(fontsize=7)
+    for ax in bottom[len(result["pools"]):]:
+        ax.axis("off")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def write(result: dict, out: Path) -> None:
+def write(result: dict, out: Path, name: str = "adapt_eval") -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "adapt_eval.json").write_text(json.dumps(result, indent=1) + "\n")
-    plot_eval(result, out / "adapt_eval.png")
+    (out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    plot_eval(result, out / f"{name}.png")

@@ -20,6 +20,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from gensemcom.adapt.control import LinkState
+
 
 @dataclass(frozen=True)
 class SnrEstimate:
@@ -76,3 +78,13 @@ class SnrTracker:
 
     def is_fresh(self, estimate: SnrEstimate | None) -> bool:
         return estimate is not None and estimate.age_s <= self.stale_after_s
+
+    def link(self, stream_id: str) -> LinkState:
+        """What the stream's feedback says for the next frame: its fresh estimate, else no SNR ("stale" when
+        there was one, "none" when there never was)."""
+        estimate = self.estimate(stream_id)
+        if estimate is None:
+            return LinkState(None, "none")
+        if not self.is_fresh(estimate):
+            return LinkState(None, "stale")
+        return LinkState(estimate.snr_db, "feedback")

@@ -25,8 +25,10 @@ from gensemcom.receiver.equalise import equalise
 from gensemcom.shared.frame import KeyRegion
 from gensemcom.shared.image_io import read_image
 from gensemcom.shared.keycodecs import DeepJsccKey, KeyCode
+from gensemcom.shared.maskcodec import MaskCodec
+from gensemcom.transmitter.describe import StructuredDescriptor
 from gensemcom.transmitter.pipeline import mask_bbox
-from gensemcom.transmitter.segment import Segmenter
+from gensemcom.transmitter.segment import Segmentation, Segmenter
 
 RAYLEIGH_DRAWS = 2  # fading draws per (image, ratio, SNR) when measuring Rayleigh curves
 
@@ -39,6 +41,7 @@ class KeyImage:
     image: np.ndarray
     mask: np.ndarray
     bbox: tuple[int, int, int, int]
+    labels: tuple[str, ...] = ()  # what the segmenter says the key region holds (the prompt names it)
 
 
 def key_images(paths: Iterable[Path], segmenter: Segmenter, max_side: int = 768) -> Iterator[KeyImage]:
@@ -50,16 +53,26 @@ def key_images(paths: Iterable[Path], segmenter: Segmenter, max_side: int = 768)
         if scale < 1:
             size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-        mask = segmenter(image).mask
-        bbox = mask_bbox(mask)
+        seg = segmenter(image)
+        bbox = mask_bbox(seg.mask)
         if bbox is not None:
-            yield KeyImage(Path(path).stem, image, mask, bbox)
+            yield KeyImage(Path(path).stem, image, seg.mask, bbox, seg.labels)
+
+
+def digital_bits(item: KeyImage) -> list[int]:
+    """Payload bits of the frame's mask and prompt segments for ``item``, as the transmitter codes them
+    without a captioner (the mask codec and the structured description)."""
+    mask = MaskCodec().encode(item.mask)
+    prompt = StructuredDescriptor()(item.image, Segmentation(item.mask, "given", item.labels))
+    return [8 * len(mask), 8 * len(prompt.encode("utf-8"))]
 
 
 def encode_key(codec: DeepJsccKey, item: KeyImage, ratio: float, design_snr_db: float,
-               power: np.ndarray | None = None) -> tuple[KeyCode, KeyRegion]:
-    """What the transmitter sends for the key region, and the header's key region for it."""
-    code = codec.encode(item.image, item.mask, item.bbox, ratio=ratio, snr_db=design_snr_db, power=power)
+               power: np.ndarray | None = None, sent: np.ndarray | None = None) -> tuple[KeyCode, KeyRegion]:
+    """What the transmitter sends for the key region (all its blocks, or those in ``sent``), and the
+    header's key region for it."""
+    code = codec.encode(item.image, item.mask, item.bbox, ratio=ratio, snr_db=design_snr_db, power=power,
+                        sent=sent)
     return code, KeyRegion(*item.bbox, code.bandwidth_ratio, code.params, code.side, code.block_power)
 
 

@@ -80,7 +80,7 @@ class KeyRegion:
 @dataclass(frozen=True)
 class RatePlan:
     """How an adaptive transmitter chose a frame's rate (informational: decoding needs only the segments and
-    the key region's block rates)."""
+    the key region, with its block map and block powers)."""
 
     mode: str  # "fixed", "adaptive" or "importance"
     snr_db: float  # the SNR the plan assumed
@@ -89,8 +89,8 @@ class RatePlan:
     target: float = 0.0
     predicted: float = 0.0
     budget: int = 0  # frame symbol budget respected (0 = none)
-    important_blocks: int = 0
-    importance: str = ""
+    important_blocks: int = 0  # blocks sent at boosted power
+    importance: str = ""  # what ordered the blocks under a budget: "faces", "saliency", "centre" or ""
 
 
 @dataclass(frozen=True)

@@ -155,7 +155,8 @@ class DeepJsccKey:
     def _grid(self, region: KeyRegion) -> tuple[int, int]:
         return -(-region.height // BLOCK), -(-region.width // BLOCK)
 
-    def _positions(self, region: KeyRegion) -> np.ndarray:
+    def sent_blocks(self, region: KeyRegion) -> np.ndarray:
+        """The (rows, cols) block map of ``region``: which 16×16 blocks of its box were sent."""
         rows, cols = self._grid(region)
         bits = np.unpackbits(np.frombuffer(region.side, np.uint8))
         if bits.size != -(-rows * cols // 8) * 8 or bits[rows * cols :].any():
@@ -167,7 +168,7 @@ class DeepJsccKey:
 
     def block_power(self, region: KeyRegion) -> np.ndarray:
         """Transmit power of each sent block, in the order of the block map (all 1.0 without a power map)."""
-        n_sent = int(self._positions(region).sum())
+        n_sent = int(self.sent_blocks(region).sum())
         if not region.block_power:
             return np.ones(n_sent, np.float32)
         power = np.frombuffer(region.block_power, np.uint8).astype(np.float32) / POWER_UNIT
@@ -222,7 +223,7 @@ class DeepJsccKey:
         return KeyCode(symbols, (snr_db,), np.packbits(positions).tobytes(), block_power, cbr(rate))
 
     def n_symbols(self, region: KeyRegion) -> int:
-        return int(self._positions(region).sum()) * self._rate(region) // 2
+        return int(self.sent_blocks(region).sum()) * self._rate(region) // 2
 
     def decode(self, x_hat: np.ndarray, no_eff: np.ndarray, region: KeyRegion, equaliser: str) -> np.ndarray:
         """Decode, conditioned on the post-equalisation SNR; with unequal block powers, one decoder pass
@@ -232,7 +233,7 @@ class DeepJsccKey:
 
         from gensemcom.shared.jscc.models import JsccSymbols
 
-        positions = self._positions(region)
+        positions = self.sent_blocks(region)
         rate = self._rate(region)
         power = self.block_power(region)
         levels = np.tile(power, rate // 2)

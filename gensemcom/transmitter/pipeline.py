@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from gensemcom.adapt.allocate import fit_budget, importance_power, key_budget
+from gensemcom.adapt.allocate import centre_first, fit_budget, importance_power, key_budget
 from gensemcom.adapt.control import FramePlan, LinkState, RateControl, check_mode
 from gensemcom.shared import modem
 from gensemcom.shared.blocks import blocks_of
@@ -188,10 +188,10 @@ class Transmitter:
                              f"{self.key_codec.id} has none")
         x, y, w, h = bbox
         sent = blocks_of(mask[y : y + h, x : x + w])
-        ranker = self.rate.importance if self.rate is not None else None
+        ranking = plan is not None and plan.mode == "importance" and self.rate.importance is not None
         boosting = plan is not None and plan.boost_db > 0
-        ranked = ranker(image, mask, bbox) if ranker is not None and (budget or boosting) else None
-        scores = ranked.scores if ranked is not None else np.zeros(sent.shape)
+        ranked = self.rate.importance(image, mask, bbox) if ranking and (budget or boosting) else None
+        scores = ranked.scores if ranked is not None else centre_first(sent)
         rate = self.key_codec.rate_for(plan.ratio) if plan is not None else self.key_codec.rate
         limit = key_budget(self.pilots, self._stream_end(segments), budget) if budget else None
         fit = fit_budget(sent, scores, rate, self.key_codec.rates, limit)
@@ -203,7 +203,7 @@ class Transmitter:
             important = int((ranked.important & fit.sent).sum())
         code = self.key_codec.encode(image, mask, bbox, ratio=self.key_codec.ratio_for(fit.rate),
                                      snr_db=None if plan is None else plan.snr_db, sent=fit.sent, power=power)
-        return code, important, "" if ranked is None else ranked.source
+        return code, important, ranked.source if ranked is not None else "centre" if budget else ""
 
     def _stream_end(self, data_segments: list[Segment]) -> int:
         """Stream position after the preamble and ``data_segments`` with their pilot bursts."""

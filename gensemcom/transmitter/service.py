@@ -54,12 +54,7 @@ class TransmitterService(pb_grpc.TransmitterServicer):
         """The SNR for this image: the request's own, else the stream's fresh feedback (docs/adapt.md)."""
         if request.HasField("snr_db"):
             return LinkState(request.snr_db, "request")
-        estimate = self.feedback.estimate(request.stream_id) if request.stream_id else None
-        if estimate is None:
-            return LinkState(None, "none")
-        if not self.feedback.is_fresh(estimate):
-            return LinkState(None, "stale")
-        return LinkState(estimate.snr_db, "feedback")
+        return self.feedback.link(request.stream_id) if request.stream_id else LinkState(None, "none")
 
     @rpc_errors
     @observed
