@@ -41,7 +41,7 @@ def test_digital_symbols_carry_the_payload_at_the_mcs_efficiency(data_dir):
 @pytest.fixture(scope="module")
 def rate_result(data_dir, codec):
     items = kodak_crops(data_dir, ["kodim03", "kodim15"])
-    settings = EvalSettings(awgn_snr_db=(0.0, 20.0), targets=(24.0, 28.0), seed=1)
+    settings = EvalSettings(awgn_snr_db=(0.0, 20.0), targets=(24.0, 28.0), frame_doppler=(0.05,), seed=1)
     return run_eval(items, codec, RateTable.shipped("deepjscc-afgdn", "psnr", "awgn"),
                     RateTable.shipped("deepjscc-afgdn", "psnr", "rayleigh"), settings, progress=False), settings
 

@@ -132,7 +132,7 @@ def evaluate(
                           EvalSettings(targets=tuple(floats(targets, "--targets"))))
         write(result | {"images": names}, out)
         echo_rate(result)
-        typer.echo(f"wrote {out / 'adapt_eval.json'} and {out / 'adapt_eval.png'}")
+        typer.echo(f"wrote {out / 'adapt_eval.json'}, {out / 'adapt_eval.png'} and {out / 'adapt_eval_streams.png'}")
     if "importance" in chosen:
         from gensemcom.adapt.evaluate_importance import ImportanceSettings, run_importance, write_importance
         from gensemcom.adapt.importance import ImportanceRanker

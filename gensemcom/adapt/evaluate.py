@@ -10,8 +10,9 @@ Each image's frame (key region by DeepJSCC, prompt and mask by LDPC) is sent und
   :class:`~gensemcom.adapt.feedback.SnrTracker` (the first frame falls back to 0 dB, as the service does).
 
 Conditions: AWGN at several SNRs, Rayleigh and Rician at one average SNR (planned with the Rayleigh table),
-and a *stream*: frame SNR following Clarke fading from frame to frame (normalised Doppler ``frame_doppler``
-per frame time, mean ``stream_snr_db``), constant within a frame.
+and *streams*: frame SNR following Clarke fading from frame to frame (normalised Doppler ``frame_doppler``
+per frame time, one stream per value; mean ``stream_snr_db``), constant within a frame. A slow stream is
+what feedback can follow; a fast one shows what a one-frame-old report costs.
 
 Symbols are the frame's data symbols: key region plus prompt and mask (pilots, the same share of every
 frame, left out). The digital segments are counted lost when the frame's SNR is below their MCS's measured
@@ -22,7 +23,7 @@ None there). A send *meets* a target when its digital segments arrive and its ke
 Equal quality is read two ways (:mod:`gensemcom.adapt.saving`): equal mean key PSNR, and equal share of
 sends meeting the target. The second is the one rate adaptation is built for: a fixed-rate transmitter that
 does not know the SNR must be sized for the bad channels, so the pools (all AWGN SNRs together: users at
-different distances; the stream: one user over time) are where the saving shows.
+different distances; each stream: one user over time) are where the saving shows.
 """
 
 import json
@@ -54,7 +55,7 @@ class EvalSettings:
     k_factor: float = 3.0
     targets: tuple[float, ...] = (24.0, 26.0, 28.0)
     stream_snr_db: float = 10.0
-    frame_doppler: float = 0.05
+    frame_doppler: tuple[float, ...] = (0.05, 0.2)
     fixed_mcs: int = 2
     mcs_margin_db: float = 1.0
     seed: int = 0
@@ -66,7 +67,7 @@ class Condition:
     channel: str  # a model of gensemcom.channel.models
     snr_db: float  # average SNR (the stream's mean)
     params: dict
-    stream: bool = False  # SNR varies frame to frame; the transmitter learns it from feedback
+    doppler: float | None = None  # a stream: SNR varies frame to frame (fD·T per frame); learnt from feedback
 
 
 def conditions(settings: EvalSettings) -> list[Condition]:
@@ -75,9 +76,15 @@ def conditions(settings: EvalSettings) -> list[Condition]:
         *(Condition(f"awgn {snr:g} dB", "awgn", snr, {}) for snr in settings.awgn_snr_db),
         Condition(f"rayleigh {fading:g} dB", "rayleigh", fading, {}),
         Condition(f"rician K={k:g} {fading:g} dB", "rician", fading, {"k_factor": k}),
-        Condition(f"doppler stream {settings.stream_snr_db:g} dB, fD·T={settings.frame_doppler:g}/frame", "awgn",
-                  settings.stream_snr_db, {}, stream=True),
+        *(Condition(f"doppler stream {settings.stream_snr_db:g} dB, fD·T={doppler:g}/frame", "awgn",
+                    settings.stream_snr_db, {}, doppler=doppler) for doppler in settings.frame_doppler),
     ]
+
+
+def stream_snr_db(rng: np.random.Generator, frames: int, stream: Condition) -> np.ndarray:
+    """Each frame's SNR on a stream: the mean times Clarke fading's power, sampled once per frame."""
+    gains = jakes_gains(rng, frames, stream.doppler, np.ones(1))[0]
+    return stream.snr_db + 10 * np.log10(np.maximum(np.abs(gains) ** 2, 1e-6))
 
 
 def digital_lost(channel: str, snr_db: float, mcs: int) -> bool | None:
@@ -98,11 +105,11 @@ def run_eval(items: list[KeyImage], codec: DeepJsccKey, table: RateTable, raylei
     ratios = sorted(codec.ratio_for(rate) for rate in codec.rates)
     rng = np.random.default_rng(settings.seed)
     conds = conditions(settings)
-    frame_gains = jakes_gains(rng, len(items), settings.frame_doppler, np.ones(1))[0]
-    stream_snr = settings.stream_snr_db + 10 * np.log10(np.maximum(np.abs(frame_gains) ** 2, 1e-6))
+    stream_snr = {c.label: stream_snr_db(rng, len(items), c) for c in conds if c.doppler is not None}
     controls = {(name, t): RateControl(tab, t, fallback_snr_db=0.0, mcs_margin_db=settings.mcs_margin_db)
                 for name, tab in (("awgn", table), ("rayleigh", rayleigh_table)) for t in settings.targets}
-    trackers = {t: SnrTracker(smoothing=1.0, stale_after_s=float("inf")) for t in settings.targets}
+    trackers = {(label, t): SnrTracker(smoothing=1.0, stale_after_s=float("inf"))
+                for label in stream_snr for t in settings.targets}
     rows: list[tuple] = []
     total = len(items) * len(conds) * (len(ratios) + len(settings.targets))
     with tqdm(total=total, desc="fixed vs adaptive", unit="send", disable=not progress) as bar:
@@ -111,7 +118,7 @@ def run_eval(items: list[KeyImage], codec: DeepJsccKey, table: RateTable, raylei
             fixed_codes = {ratio: encode_key(codec, item, ratio, DESIGN_SNR_DB) for ratio in ratios}
             fixed_digital = digital_symbols(bits, settings.fixed_mcs)
             for cond in conds:
-                snr = float(stream_snr[index]) if cond.stream else cond.snr_db
+                snr = float(stream_snr[cond.label][index]) if cond.label in stream_snr else cond.snr_db
                 for ratio, (code, region) in fixed_codes.items():
                     crop, n = receive_key(codec, code, region, cond.channel, snr, rng, **cond.params)
                     rows.append((cond.label, f"fixed {ratio_label(ratio)}", index, key_psnr(item, crop), n,
@@ -119,9 +126,10 @@ def run_eval(items: list[KeyImage], codec: DeepJsccKey, table: RateTable, raylei
                     bar.update()
                 for target in settings.targets:
                     control = controls["awgn" if cond.channel == "awgn" else "rayleigh", target]
-                    if cond.stream:
-                        plan = control.plan("adaptive", trackers[target].link("stream"))
-                        trackers[target].report("stream", snr)  # the receiver's report, used for the next frame
+                    if cond.label in stream_snr:
+                        tracker = trackers[cond.label, target]
+                        plan = control.plan("adaptive", tracker.link("stream"))
+                        tracker.report("stream", snr)  # the receiver's report, used for the next frame
                     else:
                         plan = control.plan("adaptive", LinkState(snr, "request"))
                     code, region = encode_key(codec, item, plan.ratio, plan.snr_db)
@@ -129,21 +137,23 @@ def run_eval(items: list[KeyImage], codec: DeepJsccKey, table: RateTable, raylei
                     rows.append((cond.label, f"adaptive {target:g} dB", index, key_psnr(item, crop), n,
                                  digital_symbols(bits, plan.mcs), digital_lost(cond.channel, snr, plan.mcs)))
                     bar.update()
-    return summarise(rows, conds, settings)
+    return summarise(rows, conds, settings, stream_snr)
 
 
-def summarise(rows: list[tuple], conds: list[Condition], settings: EvalSettings) -> dict:
-    """Per condition, and per pool of conditions, each scheme's means, target hit rates and savings."""
-    awgn = [c.label for c in conds if c.channel == "awgn" and not c.stream]
-    stream = [c.label for c in conds if c.stream]
-    pools = {f"awgn {settings.awgn_snr_db[0]:g}–{settings.awgn_snr_db[-1]:g} dB, SNR unknown in advance": awgn,
-             f"{stream[0]} (feedback)": stream}
+def summarise(rows: list[tuple], conds: list[Condition], settings: EvalSettings,
+              stream_snr: dict[str, np.ndarray]) -> dict:
+    """Per condition, and per pool of conditions, each scheme's means, target hit rates and savings; each
+    stream's frame SNRs."""
+    awgn = [c.label for c in conds if c.channel == "awgn" and c.doppler is None]
+    pools = {f"awgn {settings.awgn_snr_db[0]:g}–{settings.awgn_snr_db[-1]:g} dB, SNR unknown in advance": awgn}
+    pools |= {f"{c.label} (feedback)": [c.label] for c in conds if c.doppler is not None}
     return {
         "settings": asdict(settings),
         "design_snr_db": DESIGN_SNR_DB,
         "conditions": {c.label: summary([r for r in rows if r[0] == c.label], settings.targets) for c in conds},
         "pools": {name: summary([r for r in rows if r[0] in members], settings.targets)
                   for name, members in pools.items()},
+        "streams": {label: np.round(snr, 3).tolist() for label, snr in stream_snr.items()},
         "sends": {"columns": list(COLUMNS), "rows": [[*r[:3], round(r[3], 3), *r[4:]] for r in rows]},
     }
 
@@ -228,7 +238,45 @@ def plot_eval(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def plot_streams(result: dict, path: Path) -> None:
+    """Per stream, frame by frame: the channel's SNR, and the symbols each scheme sent (hollow where the
+    frame missed the scheme's target, or 26 dB for the fixed ratio)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = result["sends"]["columns"]
+    rows = [dict(zip(columns, row)) for row in result["sends"]["rows"]]
+    streams = result["streams"]
+    fig, axes = plt.subplots(2, len(streams), figsize=(6.5 * len(streams), 5.5), sharex=True, squeeze=False)
+    for col, (label, snr) in enumerate(streams.items()):
+        top, bottom = axes[0, col], axes[1, col]
+        top.plot(snr, "k.-")
+        top.set(title=label, ylabel="frame SNR (dB)")
+        mine = [r for r in rows if r["condition"] == label]
+        schemes = [s for s in dict.fromkeys(r["scheme"] for r in mine) if s.startswith("adaptive") or s == "fixed 1/12"]
+        for i, scheme in enumerate(schemes):
+            sends = sorted((r for r in mine if r["scheme"] == scheme), key=lambda r: r["image"])
+            target = float(scheme.split()[1]) if scheme.startswith("adaptive") else 26.0
+            frames = [r["image"] for r in sends]
+            symbols = [r["key_symbols"] + r["digital_symbols"] for r in sends]
+            bottom.plot(frames, symbols, "-", color=f"C{i}", alpha=0.6, label=scheme)
+            missed = [(f, n) for f, n, r in zip(frames, symbols, sends) if r["digital_lost"] or r["psnr"] < target]
+            if missed:
+                bottom.plot(*zip(*missed), "o", mfc="none", color=f"C{i}")
+        bottom.set(xlabel="frame", ylabel="symbols sent", yscale="log")
+        for ax in (top, bottom):
+            ax.grid(alpha=0.3)
+        bottom.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def write(result: dict, out: Path, name: str = "adapt_eval") -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
     plot_eval(result, out / f"{name}.png")
+    if result["streams"]:
+        plot_streams(result, out / f"{name}_streams.png")
