@@ -9,9 +9,10 @@ transmitter (``--rate-mode``):
   target quality, the most efficient MCS with ``mcs_margin_db`` to spare for
   prompt and mask, and conditions the DeepJSCC encoder on that SNR;
 - ``importance``: as adaptive, and the key region's blocks are ranked (faces,
-  else saliency): under a symbol budget the least important give way first,
-  and with ``boost_db`` > 0 (experimental) the important blocks are sent that
-  much above the rest in power, the ratio then chosen for the boosted SNR
+  else saliency): under a symbol budget the least important give way first
+  (the other modes trim centre-first, blind to content), and with
+  ``boost_db`` > 0 (experimental) the important blocks are sent that much
+  above the rest in power, the ratio then chosen for the boosted SNR
   (docs/adapt.md has what was measured).
 
 Without a usable estimate (none yet, or stale) the plan assumes
