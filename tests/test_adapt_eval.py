@@ -99,8 +99,10 @@ def test_importance_keeps_the_faces_that_centre_first_drops(data_dir, codec, one
     mask[8:216, 8:376] = True  # the whole picture is the key region: faces sit off-centre in it
     items = [KeyImage("two_people", image, mask, (8, 8, 368, 208))]
     ranker = ImportanceRanker(FaceDetector(data_dir / "weights" / FACE_MODEL))
-    result = run_importance(items, codec, ranker, ImportanceSettings(shares=(0.25, 0.5)), progress=False)
-    faces = result["summary"]["faces"]
+    settings = ImportanceSettings(shares=(0.25, 0.5), channels=(("awgn", 10.0), ("rayleigh", 10.0)))
+    result = run_importance(items, codec, ranker, settings, progress=False)
+    assert list(result["summary"]) == ["awgn 10 dB", "rayleigh 10 dB"] and len(result["sends"]) == 2 * 5
+    faces = result["summary"]["awgn 10 dB"]["faces"]
     for share in ("0.25", "0.5"):
         centre, importance = faces[f"centre {share}"], faces[f"importance {share}"]
         assert centre["symbols"] == importance["symbols"]  # the same budget

@@ -161,14 +161,15 @@ def echo_rate(result: dict) -> None:
 
 
 def echo_importance(result: dict) -> None:
-    for source, points in result["summary"].items():
-        typer.echo(f"ranked by {source}")
-        for name, p in points.items():
-            line = (f"  {name:<16} symbols {p['symbols']:8.0f}  important PSNR {p['important_psnr']:6.2f}  "
-                    f"key PSNR {p['key_psnr']:6.2f}  important kept {p['important_kept']:.2f}")
-            if p.get("saving_at_equal_important_psnr") is not None:
-                line += f"  saving {100 * p['saving_at_equal_important_psnr']:+.1f} %"
-            typer.echo(line)
+    for channel, sources in result["summary"].items():
+        for source, points in sources.items():
+            typer.echo(f"{channel}, ranked by {source}")
+            for name, p in points.items():
+                line = (f"  {name:<16} symbols {p['symbols']:8.0f}  important PSNR {p['important_psnr']:6.2f}  "
+                        f"key PSNR {p['key_psnr']:6.2f}  important kept {p['important_kept']:.2f}")
+                if p.get("saving_at_equal_important_psnr") is not None:
+                    line += f"  saving {100 * p['saving_at_equal_important_psnr']:+.1f} %"
+                typer.echo(line)
 
 
 if __name__ == "__main__":
