@@ -75,6 +75,7 @@ def rate_control(settings: TransmitterSettings, weights: Path) -> RateControl:
     faces = FaceDetector(weights / FACE_MODEL) if settings.importance == "faces" else None
     return RateControl(table, settings.target_quality, mode=settings.rate_mode,
                        fallback_snr_db=settings.fallback_snr_db, mcs_margin_db=settings.mcs_margin_db,
+                       mcs_spread_factor=settings.mcs_spread_factor,
                        boost_db=settings.importance_boost_db,
                        importance=ImportanceRanker(faces, settings.importance_share))
 

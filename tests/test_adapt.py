@@ -20,6 +20,7 @@ from gensemcom.shared.config import ChannelSettings, ReceiverSettings, Transmitt
 from gensemcom.shared.frame import SegmentKind
 from gensemcom.shared.pb import semcom_pb2 as pb
 from gensemcom.shared.pb import semcom_pb2_grpc as pb_grpc
+from gensemcom.shared.phy.mcs import choose_mcs
 from gensemcom.shared.pilots import PilotPattern
 from gensemcom.transmitter.faces import FACE_MODEL, FaceDetector
 from tests.conftest import kodak_crops, png_bytes
@@ -115,6 +116,30 @@ def test_tracker_averages_linear_snr_per_stream_and_goes_stale():
     tracker.report("b", 1.0)
     tracker.report("c", 2.0)
     assert tracker.estimate("a") is None  # least recently updated stream dropped beyond max_streams
+
+
+def test_tracker_measures_how_much_the_snr_moves_between_reports():
+    tracker = SnrTracker(smoothing=1.0, spread_smoothing=0.5)
+    tracker.report("s", 10.0)
+    assert tracker.link("s").spread_db == 0.0  # one report: no change seen yet
+    tracker.report("s", 12.0)
+    assert tracker.link("s").spread_db == pytest.approx(2.0)  # the first change seeds the average
+    tracker.report("s", 18.0)
+    assert tracker.link("s").spread_db == pytest.approx(math.sqrt(0.5 * 2.0**2 + 0.5 * 6.0**2))
+    steady = SnrTracker(smoothing=1.0)
+    for _ in range(5):
+        steady.report("s", 7.0)
+    assert steady.link("s").spread_db == 0.0
+
+
+def test_rate_control_widens_the_mcs_margin_with_the_spread():
+    table = RateTable(synthetic_table([[20.0, 25.0, 27.0], [22.0, 27.0, 29.0], [24.0, 29.0, 31.0]]))
+    control = RateControl(table, target=27.0, mcs_margin_db=1.0, mcs_spread_factor=1.0)
+    calm, moving = (control.plan("adaptive", LinkState(15.0, "feedback", spread)) for spread in (0.0, 3.0))
+    assert calm.mcs == choose_mcs(15.0, 1.0).index and moving.mcs == choose_mcs(15.0, 4.0).index
+    assert moving.mcs < calm.mcs and moving.ratio == calm.ratio  # the key ratio follows the estimate alone
+    with pytest.raises(ValueError, match="mcs_spread_factor"):
+        RateControl(table, target=27.0, mcs_spread_factor=-1.0)
 
 
 def test_rate_control_plans_from_the_snr_and_falls_back_without_one():

@@ -7,7 +7,8 @@ transmitter (``--rate-mode``):
 - ``adaptive``: the SNR estimate (from the request, else from the stream's
   feedback) picks the smallest key ratio the rate table predicts reaches the
   target quality, the most efficient MCS with ``mcs_margin_db`` to spare for
-  prompt and mask, and conditions the DeepJSCC encoder on that SNR;
+  prompt and mask (plus ``mcs_spread_factor`` times the feedback's rms
+  frame-to-frame SNR change: the report is a frame old), and conditions the DeepJSCC encoder on that SNR;
 - ``importance``: as adaptive, and the key region's blocks are ranked (faces,
   else saliency): under a symbol budget the least important give way first
   (the other modes trim centre-first, blind to content), and with
@@ -42,6 +43,7 @@ class LinkState:
 
     snr_db: float | None
     source: str = "none"
+    spread_db: float = 0.0  # how much the SNR moves between frames (rms dB), from the feedback
 
     def __post_init__(self) -> None:
         if self.source not in SNR_SOURCES:
@@ -66,11 +68,14 @@ class RateControl:
     mode: str = "adaptive"  # for requests that do not name one
     fallback_snr_db: float = 0.0
     mcs_margin_db: float = 1.0
+    mcs_spread_factor: float = 1.3  # extra MCS margin per dB of the link's frame-to-frame spread
     boost_db: float = 0.0
     importance: ImportanceRanker | None = None
 
     def __post_init__(self) -> None:
         check_mode(self.mode)
+        if not 0 <= self.mcs_spread_factor <= 5:
+            raise ValueError(f"mcs_spread_factor must be in [0, 5], got {self.mcs_spread_factor}")
         if not 0 <= self.boost_db <= 12:
             raise ValueError(f"boost_db must be in [0, 12] dB, got {self.boost_db}")
 
@@ -84,5 +89,5 @@ class RateControl:
             snr, source = float(link.snr_db), link.source
         boost = self.boost_db if mode == "importance" else 0.0
         choice = self.table.choose(snr + boost, self.target)
-        return FramePlan(mode, snr, source, choice.ratio, boost, choose_mcs(snr, self.mcs_margin_db).index,
-                         choice.predicted)
+        margin = self.mcs_margin_db + self.mcs_spread_factor * link.spread_db
+        return FramePlan(mode, snr, source, choice.ratio, boost, choose_mcs(snr, margin).index, choice.predicted)

@@ -207,6 +207,10 @@ class TransmitterSettings(ServiceSettings):
         0.0, ge=-30, le=60, description="SNR planned for without fresh feedback (a safe, large ratio)"
     )
     mcs_margin_db: float = Field(1.0, ge=0, le=20, description="SNR margin when choosing the MCS per frame")
+    mcs_spread_factor: float = Field(
+        1.3, ge=0, le=5,
+        description="extra MCS margin per dB of rms frame-to-frame SNR change seen in the feedback (fast fading)",
+    )
     importance: Literal["faces", "saliency"] = Field(
         "faces", description="what ranks key blocks: detected faces (else saliency), or saliency alone"
     )
