@@ -5,9 +5,10 @@ Every serve option can also come from an environment variable or a YAML file
 """
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Optional, TypeVar
 
 import typer
+from pydantic import ValidationError
 
 from gensemcom.shared.config import (
     ChannelSettings,
@@ -16,6 +17,8 @@ from gensemcom.shared.config import (
     TransmitterSettings,
     load_settings,
 )
+
+S = TypeVar("S", bound=ServiceSettings)
 
 app = typer.Typer(
     help="gensemcom: generative semantic communication for images "
@@ -96,12 +99,17 @@ def _limits(cls: type[ServiceSettings]):
         Annotated[Optional[int], typer.Option(help=_help(cls, "retry_after_ms"))],
         Annotated[Optional[float], typer.Option(help=_help(cls, "keepalive_s"))],
         Annotated[Optional[float], typer.Option(help=_help(cls, "keepalive_timeout_s"))],
+        Annotated[Optional[float], typer.Option(help=_help(cls, "grace_s"))],
     )
 
 
-TxInFlight, TxRetryAfter, TxKeepalive, TxKeepaliveTimeout = _limits(TransmitterSettings)
-ChInFlight, ChRetryAfter, ChKeepalive, ChKeepaliveTimeout = _limits(ChannelSettings)
-RxInFlight, RxRetryAfter, RxKeepalive, RxKeepaliveTimeout = _limits(ReceiverSettings)
+TxInFlight, TxRetryAfter, TxKeepalive, TxKeepaliveTimeout, TxGrace = _limits(TransmitterSettings)
+ChInFlight, ChRetryAfter, ChKeepalive, ChKeepaliveTimeout, ChGrace = _limits(ChannelSettings)
+RxInFlight, RxRetryAfter, RxKeepalive, RxKeepaliveTimeout, RxGrace = _limits(ReceiverSettings)
+
+#: Settings a serve command takes from the environment or --config only: secrets stay off command lines
+#: (and out of shell history, docs/security.md); client profiles are nested mappings.
+NOT_OPTIONS = {"auth_token", "next_hop_token", "profiles"}
 
 
 @transmitter_app.command("serve")
@@ -124,6 +132,9 @@ def transmitter_serve(
     retry_after_ms: TxRetryAfter = None,
     keepalive_s: TxKeepalive = None,
     keepalive_timeout_s: TxKeepaliveTimeout = None,
+    grace_s: TxGrace = None,
+    dedupe_window: Annotated[Optional[int], typer.Option(help=_help(TransmitterSettings, "dedupe_window"))] = None,
+    max_image_pixels: Annotated[Optional[int], typer.Option(help=_help(TransmitterSettings, "max_image_pixels"))] = None,
     segmenter: Annotated[Optional[str], typer.Option(help=_help(TransmitterSettings, "segmenter"))] = None,
     parts: Annotated[Optional[str], typer.Option(help=_help(TransmitterSettings, "parts"))] = None,
     weights_dir: Annotated[Optional[Path], typer.Option(help=_help(TransmitterSettings, "weights_dir"))] = None,
@@ -159,9 +170,29 @@ def transmitter_serve(
     context_max_streams: Annotated[Optional[int], typer.Option(help=_help(TransmitterSettings, "context_max_streams"))] = None,
     context_threshold: Annotated[Optional[float], typer.Option(help=_help(TransmitterSettings, "context_threshold"))] = None,
     context_refresh: Annotated[Optional[int], typer.Option(help=_help(TransmitterSettings, "context_refresh"))] = None,
+    rate_mode: Annotated[Optional[str], typer.Option(help=_help(TransmitterSettings, "rate_mode"))] = None,
+    rate_table: Annotated[Optional[Path], typer.Option(help=_help(TransmitterSettings, "rate_table"))] = None,
+    rate_metric: Annotated[Optional[str], typer.Option(help=_help(TransmitterSettings, "rate_metric"))] = None,
+    rate_channel: Annotated[Optional[str], typer.Option(help=_help(TransmitterSettings, "rate_channel"))] = None,
+    target_quality: Annotated[Optional[float], typer.Option(help=_help(TransmitterSettings, "target_quality"))] = None,
+    fallback_snr_db: Annotated[Optional[float], typer.Option(help=_help(TransmitterSettings, "fallback_snr_db"))] = None,
+    mcs_margin_db: Annotated[Optional[float], typer.Option(help=_help(TransmitterSettings, "mcs_margin_db"))] = None,
+    mcs_spread_factor: Annotated[
+        Optional[float], typer.Option(help=_help(TransmitterSettings, "mcs_spread_factor"))
+    ] = None,
+    importance: Annotated[Optional[str], typer.Option(help=_help(TransmitterSettings, "importance"))] = None,
+    importance_share: Annotated[Optional[float], typer.Option(help=_help(TransmitterSettings, "importance_share"))] = None,
+    importance_boost_db: Annotated[
+        Optional[float], typer.Option(help=_help(TransmitterSettings, "importance_boost_db"))
+    ] = None,
+    feedback_smoothing: Annotated[
+        Optional[float], typer.Option(help=_help(TransmitterSettings, "feedback_smoothing"))
+    ] = None,
+    feedback_stale_s: Annotated[Optional[float], typer.Option(help=_help(TransmitterSettings, "feedback_stale_s"))] = None,
+    max_symbols: Annotated[Optional[int], typer.Option(help=_help(TransmitterSettings, "max_symbols"))] = None,
 ) -> None:
     """Serve the transmitter (gRPC Transmitter.Encode / Transmitter.Send, health, reflection)."""
-    settings = load_settings(TransmitterSettings, config, **_given(locals()))
+    settings = _settings(TransmitterSettings, config, locals())
     from gensemcom.services import serve
 
     serve("transmitter", settings)
@@ -187,6 +218,7 @@ def channel_serve(
     retry_after_ms: ChRetryAfter = None,
     keepalive_s: ChKeepalive = None,
     keepalive_timeout_s: ChKeepaliveTimeout = None,
+    grace_s: ChGrace = None,
     dedupe_window: Annotated[Optional[int], typer.Option(help=_help(ChannelSettings, "dedupe_window"))] = None,
     model: Annotated[Optional[str], typer.Option(help=_help(ChannelSettings, "model"))] = None,
     snr_db: Annotated[Optional[float], typer.Option(help=_help(ChannelSettings, "snr_db"))] = None,
@@ -204,7 +236,7 @@ def channel_serve(
     attach_truth: Annotated[Optional[bool], typer.Option(help=_help(ChannelSettings, "attach_truth"))] = None,
 ) -> None:
     """Serve the channel (gRPC Channel.Apply / Channel.Forward, health, reflection)."""
-    settings = load_settings(ChannelSettings, config, **_given(locals()))
+    settings = _settings(ChannelSettings, config, locals())
     from gensemcom.services import serve
 
     serve("channel", settings)
@@ -254,6 +286,7 @@ def receiver_serve(
     retry_after_ms: RxRetryAfter = None,
     keepalive_s: RxKeepalive = None,
     keepalive_timeout_s: RxKeepaliveTimeout = None,
+    grace_s: RxGrace = None,
     dedupe_window: Annotated[Optional[int], typer.Option(help=_help(ReceiverSettings, "dedupe_window"))] = None,
     max_batch: Annotated[Optional[int], typer.Option(help=_help(ReceiverSettings, "max_batch"))] = None,
     batch_wait_ms: Annotated[Optional[float], typer.Option(help=_help(ReceiverSettings, "batch_wait_ms"))] = None,
@@ -280,15 +313,25 @@ def receiver_serve(
     device: Annotated[Optional[str], typer.Option(help=_help(ReceiverSettings, "device"))] = None,
 ) -> None:
     """Serve the receiver (gRPC Receiver.Decode, health, reflection)."""
-    settings = load_settings(ReceiverSettings, config, **_given(locals()))
+    settings = _settings(ReceiverSettings, config, locals())
     from gensemcom.services import serve
 
     serve("receiver", settings)
 
 
-def _given(values: dict) -> dict:
-    """Settings flags from a command's locals (the config path is passed separately)."""
-    return {k: v for k, v in values.items() if k != "config"}
+def _settings(cls: type[S], config: Path | None, values: dict) -> S:
+    """The service's settings from a serve command's locals (flags > environment > --config > defaults); a
+    bad value ends the command with one line per problem, naming the option, instead of a traceback."""
+    flags = {k: v for k, v in values.items() if k != "config"}
+    try:
+        return load_settings(cls, config, **flags)
+    except ValidationError as exc:
+        lines = [f"--{'-'.join(str(part) for part in error['loc']).replace('_', '-')}: {error['msg']}"
+                 for error in exc.errors()]
+    except (FileNotFoundError, ValueError) as exc:
+        lines = [str(exc)]
+    typer.echo("error: invalid settings\n  " + "\n  ".join(lines), err=True)
+    raise typer.Exit(2)
 
 
 @app.command()
