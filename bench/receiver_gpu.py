@@ -6,11 +6,10 @@
         --out /tmp/receiver_gpu.json                                      # smoke run of the plumbing
 
 No model hub is reachable, so the SD 1.5 inpainting architecture is built from its
-published configs (written out below: the 9-channel UNet, the SD autoencoder, the
-text tower of openai/clip-vit-large-patch14) with random weights. Speed and memory
-do not depend on the weights' values; the pictures are noise. The tokenizer is a
-character-level CLIP tokenizer (the 256 byte-level symbols, no merges): prompts are
-padded to CLIP's 77 tokens either way, so the text encoder's work is the same.
+published configs with random weights (gensemcom/receiver/random_sd.py: the 9-channel
+UNet, the SD autoencoder, the text tower of openai/clip-vit-large-patch14, a
+character-level CLIP tokenizer). Speed and memory do not depend on the weights'
+values; the pictures are noise.
 
 Measured, with torch's scaled_dot_product_attention, float16 on an accelerator and
 float32 on the CPU, at ``--size`` pixels (latent side = size / 8):
@@ -58,14 +57,12 @@ import diffusers
 import numpy as np
 import torch
 import transformers
-from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
-from diffusers.models.attention_processor import AttnProcessor2_0
-from tokenizers import pre_tokenizers
+from diffusers import StableDiffusionInpaintPipeline
 from tqdm import tqdm
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from machine import cpu_model, load_average  # bench/machine.py, beside this script
 from gensemcom.receiver.inpaint_diffusion import DiffusionInpainter
+from gensemcom.receiver.random_sd import CONFIGS, random_inpainting_pipeline
 from gensemcom.shared.device import resolve_device
 
 MIB = 2**20
@@ -73,41 +70,6 @@ MODES = ("eager", "compile", "reduce-overhead")
 GUIDANCE = 7.5
 PROMPT = "a person standing in a sunny park with trees and a path"
 NOTE = "random weights: speed and memory only (the architecture is SD 1.5 inpainting's; the images are noise)"
-
-# runwayml/stable-diffusion-inpainting, unet/config.json.
-SD15_INPAINT_UNET = dict(
-    sample_size=64, in_channels=9, out_channels=4, layers_per_block=2, block_out_channels=(320, 640, 1280, 1280),
-    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-    cross_attention_dim=768, attention_head_dim=8, act_fn="silu", norm_num_groups=32, norm_eps=1e-5,
-    flip_sin_to_cos=True, freq_shift=0, downsample_padding=1, mid_block_scale_factor=1,
-)
-# The SD 1.x autoencoder, vae/config.json: 8× down, 4 latent channels.
-SD_VAE = dict(
-    in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2, block_out_channels=(128, 256, 512, 512),
-    down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, act_fn="silu",
-    norm_num_groups=32, sample_size=512, scaling_factor=0.18215,
-)
-# openai/clip-vit-large-patch14, text_config (ids of the special tokens: the tokenizer's below).
-CLIP_L14_TEXT = dict(
-    vocab_size=49408, hidden_size=768, intermediate_size=3072, num_attention_heads=12, num_hidden_layers=12,
-    max_position_embeddings=77, projection_dim=768, hidden_act="quick_gelu", layer_norm_eps=1e-5,
-)
-# The tests' tiny model (tests/test_inpaint_diffusion.py): 2× autoencoder, 64 px native.
-TINY_UNET = dict(
-    sample_size=32, in_channels=9, out_channels=4, block_out_channels=(32, 64), layers_per_block=1,
-    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-    cross_attention_dim=32, attention_head_dim=8,
-)
-TINY_VAE = dict(
-    in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(32, 64),
-    down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-)
-TINY_TEXT = dict(hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2, projection_dim=32,
-                 max_position_embeddings=77)
-# runwayml/stable-diffusion-inpainting, scheduler/scheduler_config.json (PLMS). The inpainter is run with DDIM.
-SD15_SCHEDULER = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
-                      set_alpha_to_one=False, skip_prk_steps=True, steps_offset=1)
 
 REFERENCE_H100 = {
     "source": "issue 7: SD 1.5 inpainting, float16, 512x512, on an H100",
@@ -125,38 +87,6 @@ TARGET = {"images_per_s_at_20_steps": 10.0, "batch1_end_to_end_s": 0.25,
 def significant(value: float) -> float:
     """``value`` to 4 significant digits: images/s span 0.002 (a CPU) to tens (a GPU)."""
     return float(f"{value:.4g}")
-
-
-def char_tokenizer() -> CLIPTokenizer:
-    """A CLIP tokenizer without merges: every character is one token, padded to 77 as CLIP's is."""
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    tokens = ["<|startoftext|>", "<|endoftext|>", *alphabet, *(c + "</w>" for c in alphabet)]
-    return CLIPTokenizer(vocab={t: i for i, t in enumerate(tokens)}, merges=[], model_max_length=77)
-
-
-def build_pipeline(tiny: bool, device: torch.device, dtype: torch.dtype) -> StableDiffusionInpaintPipeline:
-    """The inpainting pipeline from configs with random weights (seeded), on ``device`` in ``dtype``."""
-    torch.manual_seed(0)
-    tokenizer = char_tokenizer()
-    text = dict(TINY_TEXT if tiny else CLIP_L14_TEXT, bos_token_id=0, eos_token_id=1, pad_token_id=1)
-    if tiny:
-        text["vocab_size"] = len(tokenizer)
-    with torch.device(device):  # random initialisation where the model runs: fast on a GPU
-        unet = UNet2DConditionModel(**(TINY_UNET if tiny else SD15_INPAINT_UNET))
-        vae = AutoencoderKL(**(TINY_VAE if tiny else SD_VAE))
-        text_encoder = CLIPTextModel(CLIPTextConfig(**text, attn_implementation="sdpa"))
-    unet.set_attn_processor(AttnProcessor2_0())
-    vae.set_attn_processor(AttnProcessor2_0())
-    pipeline = StableDiffusionInpaintPipeline(
-        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-        scheduler=PNDMScheduler(**SD15_SCHEDULER), safety_checker=None, feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    # Cast only when the dtype changes: diffusers warns on every cast.
-    pipeline = pipeline.to(device) if dtype == torch.float32 else pipeline.to(device, dtype)
-    for model in (unet, vae, text_encoder):
-        model.eval().requires_grad_(False)
-    return pipeline
 
 
 class Probe:
@@ -395,7 +325,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     machine = machine_info(device, args.threads)
 
-    pipeline = build_pipeline(args.tiny, device, dtype)
+    architecture = "tiny" if args.tiny else "sd15"
+    pipeline = random_inpainting_pipeline(architecture, device, dtype)
     latent = args.size // pipeline.vae_scale_factor
     report: dict[str, Any] = {
         "note": NOTE,
@@ -404,9 +335,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "machine": machine,
         "model": {
             "architecture": "tiny test model (not SD 1.5)" if args.tiny else "Stable Diffusion 1.5 inpainting",
-            "unet": TINY_UNET if args.tiny else SD15_INPAINT_UNET,
-            "vae": TINY_VAE if args.tiny else SD_VAE,
-            "text_encoder": TINY_TEXT if args.tiny else CLIP_L14_TEXT,
+            **CONFIGS[architecture],
             "tokenizer": "character-level CLIP tokenizer, prompts padded to 77 tokens",
             "params": {name: sum(p.numel() for p in getattr(pipeline, name).parameters())
                        for name in ("unet", "vae", "text_encoder")},

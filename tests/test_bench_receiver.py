@@ -5,7 +5,6 @@ full-size configs are checked against the published parameter counts of Stable
 Diffusion 1.5 inpainting, built on the meta device (no memory, no time).
 """
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -17,17 +16,10 @@ import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
+from gensemcom.receiver.random_sd import CLIP_L14_TEXT, SD15_INPAINT_UNET, SD_VAE
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "bench" / "receiver_gpu.py"
-
-
-def load_script():
-    if str(SCRIPT.parent) not in sys.path:  # the script imports bench/machine.py beside it, as when run directly
-        sys.path.insert(0, str(SCRIPT.parent))
-    spec = importlib.util.spec_from_file_location("receiver_gpu", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def positive_timing(entry: dict) -> bool:
@@ -78,12 +70,11 @@ def test_a_tiny_cpu_run_writes_every_measurement(tmp_path):
 
 def test_the_full_size_configs_are_stable_diffusion_1_5_inpainting():
     """Published parameter counts: SD 1.5 UNet 859,520,964 plus 5 input channels × 320 × 3×3; SD VAE; CLIP-L text."""
-    script = load_script()
     with torch.device("meta"):
-        unet = UNet2DConditionModel(**script.SD15_INPAINT_UNET)
-        vae = AutoencoderKL(**script.SD_VAE)
-        text = CLIPTextModel(CLIPTextConfig(**script.CLIP_L14_TEXT))
+        unet = UNet2DConditionModel(**SD15_INPAINT_UNET)
+        vae = AutoencoderKL(**SD_VAE)
+        text = CLIPTextModel(CLIPTextConfig(**CLIP_L14_TEXT))
     assert sum(p.numel() for p in unet.parameters()) == 859_520_964 + 5 * 320 * 9
     assert sum(p.numel() for p in vae.parameters()) == 83_653_863
     assert sum(p.numel() for p in text.parameters()) == 123_060_480
-    assert 2 ** (len(script.SD_VAE["block_out_channels"]) - 1) * script.SD15_INPAINT_UNET["sample_size"] == 512
+    assert 2 ** (len(SD_VAE["block_out_channels"]) - 1) * SD15_INPAINT_UNET["sample_size"] == 512

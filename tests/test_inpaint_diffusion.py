@@ -1,11 +1,9 @@
 """Diffusion inpainter on a tiny random-weight Stable Diffusion inpainting model.
 
-The model is built here from configs (a 9-channel UNet, a 2-level autoencoder, a
-2-layer CLIP text encoder), saved with ``save_pretrained`` and loaded back through
-the inpainter's real ``from_pretrained`` path. Its CLIP tokenizer is built in
-memory from a byte-level vocabulary (the 256 byte symbols, each also with the
-``</w>`` end-of-word suffix, plus the two special tokens) and no merges: every
-character is one token. Random weights draw no pictures, so the tests check the
+The model is built from configs (gensemcom/receiver/random_sd.py, ``tiny``: a
+9-channel UNet, a 2-level autoencoder, a 2-layer CLIP text encoder, a
+character-level CLIP tokenizer), saved with ``save_pretrained`` and loaded back
+through the inpainter's real ``from_pretrained`` path. Random weights draw no pictures, so the tests check the
 plumbing: sizes, masks, seeds, schedulers, errors.
 """
 
@@ -16,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 from diffusers import (
-    AutoencoderKL,
     DDIMScheduler,
     DPMSolverMultistepScheduler,
     EulerAncestralDiscreteScheduler,
@@ -24,43 +21,22 @@ from diffusers import (
     LCMScheduler,
     PNDMScheduler,
     StableDiffusionInpaintPipeline,
-    UNet2DConditionModel,
     UniPCMultistepScheduler,
 )
 from scipy.ndimage import distance_transform_edt
-from tokenizers import pre_tokenizers
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from gensemcom.receiver.composite import composite
 from gensemcom.receiver.inpaint_diffusion import SCHEDULERS, DiffusionInpainter, frame_seed, working_size
+from gensemcom.receiver.random_sd import random_inpainting_pipeline
 
 H, W = 45, 62  # neither a multiple of 8
 PROMPT = "person; background 1x1: 6a7f3c; texture smooth; brightness dark"  # fits 77 character tokens
 
 
 def tiny_pipeline() -> StableDiffusionInpaintPipeline:
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel(
-        sample_size=32, in_channels=9, out_channels=4, block_out_channels=(32, 64), layers_per_block=1,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32, attention_head_dim=8,
-    )
-    vae = AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(32, 64),
-        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-    )
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    tokens = ["<|startoftext|>", "<|endoftext|>", *alphabet, *(c + "</w>" for c in alphabet)]
-    tokenizer = CLIPTokenizer(vocab={t: i for i, t in enumerate(tokens)}, merges=[], model_max_length=77)
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(tokens), hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
-        projection_dim=32, max_position_embeddings=77, bos_token_id=0, eos_token_id=1, pad_token_id=1,
-    ))
     scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
                               set_alpha_to_one=False, steps_offset=1)
-    return StableDiffusionInpaintPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                          scheduler=scheduler, safety_checker=None, feature_extractor=None,
-                                          requires_safety_checker=False)
+    return random_inpainting_pipeline("tiny", scheduler=scheduler)
 
 
 @pytest.fixture(scope="module")
