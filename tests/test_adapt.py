@@ -134,10 +134,15 @@ def test_tracker_measures_how_much_the_snr_moves_between_reports():
 
 def test_rate_control_widens_the_mcs_margin_with_the_spread():
     table = RateTable(synthetic_table([[20.0, 25.0, 27.0], [22.0, 27.0, 29.0], [24.0, 29.0, 31.0]]))
-    control = RateControl(table, target=27.0, mcs_margin_db=1.0, mcs_spread_factor=1.0)
+    control = RateControl(table, target=27.0, mcs_margin_db=1.0, mcs_spread_factor=1.0, fallback_snr_db=0.0)
     calm, moving = (control.plan("adaptive", LinkState(15.0, "feedback", spread)) for spread in (0.0, 3.0))
     assert calm.mcs == choose_mcs(15.0, 1.0).index and moving.mcs == choose_mcs(15.0, 4.0).index
     assert moving.mcs < calm.mcs and moving.ratio == calm.ratio  # the key ratio follows the estimate alone
+    floor = choose_mcs(0.0, 1.0).index  # what the transmitter sends knowing nothing
+    wild = control.plan("adaptive", LinkState(15.0, "feedback", 20.0))
+    assert choose_mcs(15.0, 21.0).index < floor == wild.mcs  # a noisy report is no worse than none
+    low = control.plan("adaptive", LinkState(-3.0, "feedback", 5.0))
+    assert low.mcs == choose_mcs(-3.0, 1.0).index < floor  # below the fallback SNR the estimate rules
     with pytest.raises(ValueError, match="mcs_spread_factor"):
         RateControl(table, target=27.0, mcs_spread_factor=-1.0)
 

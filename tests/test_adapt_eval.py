@@ -101,7 +101,7 @@ def test_importance_keeps_the_faces_that_centre_first_drops(data_dir, codec, one
     ranker = ImportanceRanker(FaceDetector(data_dir / "weights" / FACE_MODEL))
     settings = ImportanceSettings(shares=(0.25, 0.5), channels=(("awgn", 10.0), ("rayleigh", 10.0)))
     result = run_importance(items, codec, ranker, settings, progress=False)
-    assert list(result["summary"]) == ["awgn 10 dB", "rayleigh 10 dB"] and len(result["sends"]) == 2 * 5
+    assert list(result["summary"]) == ["awgn 10 dB", "rayleigh 10 dB"] and len(result["sends"]["rows"]) == 2 * 5
     faces = result["summary"]["awgn 10 dB"]["faces"]
     for share in ("0.25", "0.5"):
         centre, importance = faces[f"centre {share}"], faces[f"importance {share}"]

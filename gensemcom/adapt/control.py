@@ -8,7 +8,8 @@ transmitter (``--rate-mode``):
   feedback) picks the smallest key ratio the rate table predicts reaches the
   target quality, the most efficient MCS with ``mcs_margin_db`` to spare for
   prompt and mask (plus ``mcs_spread_factor`` times the feedback's rms
-  frame-to-frame SNR change: the report is a frame old), and conditions the DeepJSCC encoder on that SNR;
+  frame-to-frame SNR change, the report being a frame old, though never
+  below the MCS the fallback SNR gets), and conditions the DeepJSCC encoder on that SNR;
 - ``importance``: as adaptive, and the key region's blocks are ranked (faces,
   else saliency): under a symbol budget the least important give way first
   (the other modes trim centre-first, blind to content), and with
@@ -89,5 +90,12 @@ class RateControl:
             snr, source = float(link.snr_db), link.source
         boost = self.boost_db if mode == "importance" else 0.0
         choice = self.table.choose(snr + boost, self.target)
-        margin = self.mcs_margin_db + self.mcs_spread_factor * link.spread_db
-        return FramePlan(mode, snr, source, choice.ratio, boost, choose_mcs(snr, margin).index, choice.predicted)
+        return FramePlan(mode, snr, source, choice.ratio, boost, self._mcs(snr, link.spread_db), choice.predicted)
+
+    def _mcs(self, snr_db: float, spread_db: float) -> int:
+        """The MCS for ``snr_db``, backed off by ``mcs_spread_factor`` dB per dB of spread, but never by the
+        spread below the MCS the fallback SNR gets: a report too noisy to trust is no worse than none."""
+        aggressive = choose_mcs(snr_db, self.mcs_margin_db).index
+        cautious = choose_mcs(snr_db, self.mcs_margin_db + self.mcs_spread_factor * spread_db).index
+        floor = choose_mcs(self.fallback_snr_db, self.mcs_margin_db).index
+        return max(cautious, min(floor, aggressive))
