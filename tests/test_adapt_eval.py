@@ -1,10 +1,12 @@
 """The adaptive-rate evaluations: equal-quality savings, fixed vs adaptive over channels, importance trimming."""
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from gensemcom.adapt.evaluate import EvalSettings, digital_symbols, run_eval
+from gensemcom.adapt.evaluate import EvalSettings, digital_symbols, run_eval, write
 from gensemcom.adapt.evaluate_importance import ImportanceSettings, fill_dropped, run_importance
 from gensemcom.adapt.importance import ImportanceRanker
 from gensemcom.adapt.measure import KeyImage, digital_bits
@@ -62,8 +64,11 @@ def test_fixed_vs_adaptive_follows_the_channel(rate_result, one_torch_thread):
         assert scheme["symbols"] == pytest.approx(scheme["key_symbols"] + scheme["digital_symbols"], abs=0.2)
 
 
-def test_the_pools_and_the_stream_are_built_from_the_sends(rate_result):
+def test_the_pools_and_the_stream_are_built_from_the_sends(rate_result, tmp_path):
     result, settings = rate_result
+    write(result, tmp_path)
+    assert json.loads((tmp_path / "adapt_eval.json").read_text()) == json.loads(json.dumps(result))
+    assert all((tmp_path / name).stat().st_size > 10_000 for name in ("adapt_eval.png", "adapt_eval_streams.png"))
     columns = result["sends"]["columns"]
     rows = [dict(zip(columns, row)) for row in result["sends"]["rows"]]
     assert len(rows) == 2 * 5 * (3 + 2)  # images x conditions x schemes

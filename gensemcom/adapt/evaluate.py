@@ -239,8 +239,8 @@ def plot_eval(result: dict, path: Path) -> None:
 
 
 def plot_streams(result: dict, path: Path) -> None:
-    """Per stream, frame by frame: the channel's SNR, and the symbols each scheme sent (hollow where the
-    frame missed the scheme's target, or 26 dB for the fixed ratio)."""
+    """Per stream, frame by frame: the channel's SNR, and the key bandwidth ratio each adaptive target chose
+    (hollow where the frame missed its target or lost prompt and mask)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -255,17 +255,20 @@ def plot_streams(result: dict, path: Path) -> None:
         top.plot(snr, "k.-")
         top.set(title=label, ylabel="frame SNR (dB)")
         mine = [r for r in rows if r["condition"] == label]
-        schemes = [s for s in dict.fromkeys(r["scheme"] for r in mine) if s.startswith("adaptive") or s == "fixed 1/12"]
+        fixed = {r["image"]: r for r in mine if r["scheme"] == "fixed 1/24"}  # one latent rate: 1/24 per block
+        schemes = [s for s in dict.fromkeys(r["scheme"] for r in mine) if s.startswith("adaptive")]
         for i, scheme in enumerate(schemes):
             sends = sorted((r for r in mine if r["scheme"] == scheme), key=lambda r: r["image"])
-            target = float(scheme.split()[1]) if scheme.startswith("adaptive") else 26.0
             frames = [r["image"] for r in sends]
-            symbols = [r["key_symbols"] + r["digital_symbols"] for r in sends]
-            bottom.plot(frames, symbols, "-", color=f"C{i}", alpha=0.6, label=scheme)
-            missed = [(f, n) for f, n, r in zip(frames, symbols, sends) if r["digital_lost"] or r["psnr"] < target]
+            ratios = [r["key_symbols"] / fixed[r["image"]]["key_symbols"] / 24 for r in sends]
+            target = float(scheme.split()[1])
+            bottom.step(frames, ratios, where="mid", color=f"C{i}", alpha=0.7, label=scheme)
+            missed = [(f, q) for f, q, r in zip(frames, ratios, sends) if r["digital_lost"] or r["psnr"] < target]
             if missed:
                 bottom.plot(*zip(*missed), "o", mfc="none", color=f"C{i}")
-        bottom.set(xlabel="frame", ylabel="symbols sent", yscale="log")
+        bottom.set(xlabel="frame (o: target missed or prompt/mask lost)", ylabel="key bandwidth ratio", yscale="log",
+                   yticks=[1 / 24, 1 / 12, 1 / 6], yticklabels=["1/24", "1/12", "1/6"])
+        bottom.minorticks_off()
         for ax in (top, bottom):
             ax.grid(alpha=0.3)
         bottom.legend(fontsize=7)

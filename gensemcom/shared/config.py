@@ -195,7 +195,7 @@ class TransmitterSettings(ServiceSettings):
     # Adaptive and importance-aware rate (docs/adapt.md).
     rate_mode: Literal["fixed", "adaptive", "importance"] = Field(
         "fixed", description="key ratio and MCS: fixed settings, adaptive (SNR feedback + rate table), or "
-        "importance (adaptive, faces/salient blocks sent at higher power); a request may choose its own"
+        "importance (adaptive; under a budget faces/salient blocks are kept first); a request may choose its own"
     )
     rate_table: Path | None = Field(None, description="rate table JSON (default: the one shipped for the key codec)")
     rate_metric: Literal["psnr", "lpips"] = Field("psnr", description="quality the target is in")
