@@ -115,3 +115,17 @@ def test_importance_keeps_the_faces_that_centre_first_drops(data_dir, codec, one
         assert importance["important_psnr"] > centre["important_psnr"] + 1
     assert faces["centre 1"]["important_kept"] == 1.0
     assert faces["centre 0.25"]["symbols"] < faces["centre 0.5"]["symbols"] < faces["centre 1"]["symbols"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--experiments", "speed"], "--experiments: choose from rate, importance"),
+    (["--shares", "0.5,1.5"], "--shares: each budget share must be between 0 and 1"),
+    (["--targets", "high"], "--targets: expected comma-separated numbers"),
+])
+def test_eval_refuses_bad_options_before_any_work(argv, message):
+    from typer.testing import CliRunner
+
+    from gensemcom.adapt.cli import app
+
+    result = CliRunner().invoke(app, ["eval", *argv], env={"COLUMNS": "200"})
+    assert result.exit_code == 2 and message in result.output

@@ -114,11 +114,14 @@ def evaluate(
     segmenter: Annotated[str, Option(help="segmenter that finds the key regions")] = "mediapipe",
     device: Annotated[str, Option(help="auto, cpu or cuda")] = "auto",
 ) -> None:
-    """Fixed vs adaptive rate over AWGN, Rayleigh, Rician and a Doppler stream, and importance-aware vs
+    """Fixed vs adaptive rate over AWGN, Rayleigh, Rician and two Doppler streams, and importance-aware vs
     centre-first trimming under a budget: quality vs symbols, and the symbols saved at equal quality."""
     chosen = {e.strip() for e in experiments.split(",") if e.strip()}
     if not chosen or chosen - {"rate", "importance"}:
         raise typer.BadParameter(f"--experiments: choose from rate, importance; got {experiments!r}")
+    goals, budget_shares = floats(targets, "--targets"), floats(shares, "--shares")
+    if not all(0 < share < 1 for share in budget_shares):
+        raise typer.BadParameter(f"--shares: each budget share must be between 0 and 1 (exclusive), got {shares!r}")
     data = shared_data_dir()
     folders = input or [data / "kodak24", data / "people"]
     items = [item for folder in folders for item in calibration_images(folder, limit, segmenter, max_side)]
@@ -129,7 +132,7 @@ def evaluate(
 
         result = run_eval(items, codec, RateTable.shipped(DEFAULT_CODEC, "psnr", "awgn"),
                           RateTable.shipped(DEFAULT_CODEC, "psnr", "rayleigh"),
-                          EvalSettings(targets=tuple(floats(targets, "--targets"))))
+                          EvalSettings(targets=tuple(goals)))
         write(result | {"images": names}, out)
         echo_rate(result)
         typer.echo(f"wrote {out / 'adapt_eval.json'}, {out / 'adapt_eval.png'} and {out / 'adapt_eval_streams.png'}")
@@ -139,7 +142,7 @@ def evaluate(
         from gensemcom.transmitter.faces import FACE_MODEL, FaceDetector
 
         ranker = ImportanceRanker(FaceDetector(data / "weights" / FACE_MODEL))
-        result = run_importance(items, codec, ranker, ImportanceSettings(shares=tuple(floats(shares, "--shares"))))
+        result = run_importance(items, codec, ranker, ImportanceSettings(shares=tuple(budget_shares)))
         write_importance(result, out)
         echo_importance(result)
         typer.echo(f"wrote {out / 'adapt_importance.json'} and {out / 'adapt_importance.png'}")
