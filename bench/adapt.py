@@ -24,21 +24,20 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from machine import cpu_model, load_average  # bench/machine.py, beside this script
 from gensemcom.adapt.allocate import centre_first, fit_budget
 from gensemcom.adapt.control import LinkState
 from gensemcom.adapt.importance import ImportanceRanker
+from gensemcom.adapt.measure import KeyImage, key_images
 from gensemcom.demo import find_images
 from gensemcom.services import build_transmitter
 from gensemcom.shared.blocks import blocks_of
 from gensemcom.shared.config import TransmitterSettings
 from gensemcom.shared.frame import SegmentKind
-from gensemcom.shared.image_io import read_image
 from gensemcom.shared.paths import shared_data_dir
-from gensemcom.transmitter.pipeline import Transmitter, mask_bbox
+from gensemcom.transmitter.pipeline import Transmitter
 
 LINK = LinkState(10.0, "request")
 
@@ -55,30 +54,18 @@ def median_ms(fn: Callable[[], object], repeats: int) -> dict[str, float]:
     return {"wall_ms": round(statistics.median(wall), 3), "cpu_ms": round(statistics.median(cpu), 3)}
 
 
-def photos(count: int, max_side: int) -> list[tuple[str, np.ndarray]]:
-    """The first ``count`` people photos and Kodak images, shrunk so the longer side is ``max_side``."""
-    import cv2
-
+def photos(tx: Transmitter, count: int, max_side: int) -> list[KeyImage]:
+    """The first ``count`` people photos and Kodak images, shrunk so the longer side is ``max_side``, with the
+    transmitter's key region."""
     data = shared_data_dir()
-    out = []
-    for folder in (data / "people", data / "kodak24"):
-        for path in find_images([folder])[:count]:
-            image = read_image(path)
-            scale = max_side / max(image.shape[:2])
-            if scale < 1:
-                image = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)),
-                                   interpolation=cv2.INTER_AREA)
-            out.append((path.name, image))
-    return out
+    paths = [path for folder in (data / "people", data / "kodak24") for path in find_images([folder])[:count]]
+    return list(key_images(paths, tx.segmenter, max_side))
 
 
-def bench_image(tx: Transmitter, name: str, image: np.ndarray, repeats: int) -> dict:
-    """Every timing for one photo (``skipped`` when the segmenter finds no key region)."""
+def bench_image(tx: Transmitter, item: KeyImage, repeats: int) -> dict:
+    """Every timing for one photo."""
     rate, saliency_only = tx.rate, ImportanceRanker(None)
-    mask = tx.segmenter(image).mask
-    bbox = mask_bbox(mask)
-    if bbox is None:
-        return {"image": name, "skipped": "no key region"}
+    image, mask, bbox = item.image, item.mask, item.bbox
     x, y, w, h = bbox
     sent = blocks_of(mask[y : y + h, x : x + w])
     full = tx.encode(image, "full", mode="fixed")
@@ -87,7 +74,7 @@ def bench_image(tx: Transmitter, name: str, image: np.ndarray, repeats: int) -> 
     ranked = rate.importance(image, mask, bbox)
     trimmed = tx.encode(image, "i", mode="importance", link=LINK, max_symbols=budget).header.key_region
     return {
-        "image": name,
+        "image": item.name,
         "size": list(image.shape[:2]),
         "key_blocks": int(sent.sum()),
         "ranked_by": ranked.source,
@@ -117,11 +104,10 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     tx = build_transmitter(TransmitterSettings(digital="repetition", rate_mode="adaptive", target_quality=26.0))
-    rows = [bench_image(tx, name, image, args.repeats) for name, image in photos(args.images, args.max_side)]
-    timed = [r for r in rows if "skipped" not in r]
-    summary = {key: round(statistics.median(r[key]["cpu_ms"] for r in timed), 3)
+    rows = [bench_image(tx, item, args.repeats) for item in photos(tx, args.images, args.max_side)]
+    summary = {key: round(statistics.median(r[key]["cpu_ms"] for r in rows), 3)
                for key in ("plan", "rank_faces_and_saliency", "rank_saliency", "centre_first_and_fit")}
-    summary |= {f"encode_{mode}": round(statistics.median(r["encode"][mode]["cpu_ms"] for r in timed), 1)
+    summary |= {f"encode_{mode}": round(statistics.median(r["encode"][mode]["cpu_ms"] for r in rows), 1)
                 for mode in ("fixed", "adaptive", "importance_budget")}
     report = {
         "command": "python bench/adapt.py " + " ".join(sys.argv[1:] if argv is None else argv),
