@@ -10,6 +10,7 @@ from gensemcom.adapt.evaluate import EvalSettings, digital_symbols, run_eval, wr
 from gensemcom.adapt.evaluate_importance import ImportanceSettings, fill_dropped, run_importance
 from gensemcom.adapt.importance import ImportanceRanker
 from gensemcom.adapt.measure import KeyImage, digital_bits
+from gensemcom.adapt.report import from_table
 from gensemcom.adapt.saving import saving, symbols_at
 from gensemcom.adapt.table import RateTable
 from gensemcom.shared.phy.mcs import mcs_from_index
@@ -69,8 +70,9 @@ def test_the_pools_and_the_stream_are_built_from_the_sends(rate_result, tmp_path
     write(result, tmp_path)
     assert json.loads((tmp_path / "adapt_eval.json").read_text()) == json.loads(json.dumps(result))
     assert all((tmp_path / name).stat().st_size > 10_000 for name in ("adapt_eval.png", "adapt_eval_streams.png"))
-    columns = result["sends"]["columns"]
-    rows = [dict(zip(columns, row)) for row in result["sends"]["rows"]]
+    rows = from_table(result["sends"])
+    assert result["sends"]["columns"] == ["condition", "scheme", "image", "psnr", "key_symbols", "digital_symbols",
+                                          "digital_lost"]
     assert len(rows) == 2 * 5 * (3 + 2)  # images x conditions x schemes
     awgn_pool = next(v for k, v in result["pools"].items() if k.startswith("awgn"))
     mine = [r for r in rows if r["scheme"] == "fixed 1/12" and r["condition"].startswith("awgn")]

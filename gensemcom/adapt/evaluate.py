@@ -36,7 +36,7 @@ from tqdm import tqdm
 from gensemcom.adapt.control import LinkState, RateControl
 from gensemcom.adapt.feedback import SnrTracker
 from gensemcom.adapt.measure import KeyImage, digital_bits, encode_key, key_psnr, receive_key
-from gensemcom.adapt.report import ratio_label
+from gensemcom.adapt.report import as_table, from_table, ratio_label
 from gensemcom.adapt.saving import saving
 from gensemcom.adapt.table import RateTable
 from gensemcom.channel.doppler import jakes_gains
@@ -45,7 +45,6 @@ from gensemcom.shared.phy.link import symbols_for_payload
 from gensemcom.shared.phy.mcs import mcs_from_index
 
 DESIGN_SNR_DB = 10.0
-COLUMNS = ("condition", "scheme", "image", "psnr", "key_symbols", "digital_symbols", "digital_lost")
 
 
 @dataclass(frozen=True)
@@ -110,7 +109,7 @@ def run_eval(items: list[KeyImage], codec: DeepJsccKey, table: RateTable, raylei
                 for name, tab in (("awgn", table), ("rayleigh", rayleigh_table)) for t in settings.targets}
     trackers = {(label, t): SnrTracker(smoothing=1.0, stale_after_s=float("inf"))
                 for label in stream_snr for t in settings.targets}
-    rows: list[tuple] = []
+    rows: list[dict] = []
     total = len(items) * len(conds) * (len(ratios) + len(settings.targets))
     with tqdm(total=total, desc="fixed vs adaptive", unit="send", disable=not progress) as bar:
         for index, item in enumerate(items):
@@ -121,8 +120,8 @@ def run_eval(items: list[KeyImage], codec: DeepJsccKey, table: RateTable, raylei
                 snr = float(stream_snr[cond.label][index]) if cond.label in stream_snr else cond.snr_db
                 for ratio, (code, region) in fixed_codes.items():
                     crop, n = receive_key(codec, code, region, cond.channel, snr, rng, **cond.params)
-                    rows.append((cond.label, f"fixed {ratio_label(ratio)}", index, key_psnr(item, crop), n,
-                                 fixed_digital, digital_lost(cond.channel, snr, settings.fixed_mcs)))
+                    rows.append(send(cond.label, f"fixed {ratio_label(ratio)}", index, key_psnr(item, crop), n,
+                                     fixed_digital, digital_lost(cond.channel, snr, settings.fixed_mcs)))
                     bar.update()
                 for target in settings.targets:
                     control = controls["awgn" if cond.channel == "awgn" else "rayleigh", target]
@@ -134,13 +133,20 @@ def run_eval(items: list[KeyImage], codec: DeepJsccKey, table: RateTable, raylei
                         plan = control.plan("adaptive", LinkState(snr, "request"))
                     code, region = encode_key(codec, item, plan.ratio, plan.snr_db)
                     crop, n = receive_key(codec, code, region, cond.channel, snr, rng, **cond.params)
-                    rows.append((cond.label, f"adaptive {target:g} dB", index, key_psnr(item, crop), n,
-                                 digital_symbols(bits, plan.mcs), digital_lost(cond.channel, snr, plan.mcs)))
+                    rows.append(send(cond.label, f"adaptive {target:g} dB", index, key_psnr(item, crop), n,
+                                     digital_symbols(bits, plan.mcs), digital_lost(cond.channel, snr, plan.mcs)))
                     bar.update()
     return summarise(rows, conds, settings, stream_snr)
 
 
-def summarise(rows: list[tuple], conds: list[Condition], settings: EvalSettings,
+def send(condition: str, scheme: str, image: int, psnr: float, key_symbols: int, digital_symbols: int,
+         digital_lost: bool | None) -> dict:
+    """One send's row (the JSON's ``sends`` table has these columns)."""
+    return {"condition": condition, "scheme": scheme, "image": image, "psnr": psnr, "key_symbols": key_symbols,
+            "digital_symbols": digital_symbols, "digital_lost": digital_lost}
+
+
+def summarise(rows: list[dict], conds: list[Condition], settings: EvalSettings,
               stream_snr: dict[str, np.ndarray]) -> dict:
     """Per condition, and per pool of conditions, each scheme's means, target hit rates and savings; each
     stream's frame SNRs."""
@@ -150,23 +156,24 @@ def summarise(rows: list[tuple], conds: list[Condition], settings: EvalSettings,
     return {
         "settings": asdict(settings),
         "design_snr_db": DESIGN_SNR_DB,
-        "conditions": {c.label: summary([r for r in rows if r[0] == c.label], settings.targets) for c in conds},
-        "pools": {name: summary([r for r in rows if r[0] in members], settings.targets)
+        "conditions": {c.label: summary([r for r in rows if r["condition"] == c.label], settings.targets)
+                       for c in conds},
+        "pools": {name: summary([r for r in rows if r["condition"] in members], settings.targets)
                   for name, members in pools.items()},
         "streams": {label: np.round(snr, 3).tolist() for label, snr in stream_snr.items()},
-        "sends": {"columns": list(COLUMNS), "rows": [[*r[:3], round(r[3], 3), *r[4:]] for r in rows]},
+        "sends": as_table([r | {"psnr": round(r["psnr"], 3)} for r in rows]),
     }
 
 
-def summary(rows: list[tuple], targets: tuple[float, ...]) -> dict:
+def summary(rows: list[dict], targets: tuple[float, ...]) -> dict:
     """Each scheme's mean PSNR, symbols and share meeting each target; for adaptive schemes the savings
     against the fixed-ratio curve at equal mean PSNR and at an equal share meeting its target."""
     out = {}
-    for scheme in dict.fromkeys(r[1] for r in rows):
-        mine = [r for r in rows if r[1] == scheme]
-        psnr = np.array([r[3] for r in mine])
-        key, digital = (np.array([r[i] for r in mine], np.float64) for i in (4, 5))
-        lost = [r[6] for r in mine]
+    for scheme in dict.fromkeys(r["scheme"] for r in rows):
+        mine = [r for r in rows if r["scheme"] == scheme]
+        psnr = np.array([r["psnr"] for r in mine])
+        key, digital = (np.array([r[name] for r in mine], np.float64) for name in ("key_symbols", "digital_symbols"))
+        lost = [r["digital_lost"] for r in mine]
         delivered = np.array([not flag for flag in lost])
         out[scheme] = {
             "psnr": round(float(psnr.mean()), 3), "psnr_std": round(float(psnr.std()), 3),
@@ -246,8 +253,7 @@ def plot_streams(result: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    columns = result["sends"]["columns"]
-    rows = [dict(zip(columns, row)) for row in result["sends"]["rows"]]
+    rows = from_table(result["sends"])
     streams = result["streams"]
     fig, axes = plt.subplots(2, len(streams), figsize=(6.5 * len(streams), 5.5), sharex=True, squeeze=False)
     for col, (label, snr) in enumerate(streams.items()):

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from gensemcom.adapt.allocate import centre_first, fit_budget
 from gensemcom.adapt.importance import ImportanceRanker
 from gensemcom.adapt.measure import KeyImage, encode_key, key_psnr, receive_key
+from gensemcom.adapt.report import as_table
 from gensemcom.adapt.saving import saving
 from gensemcom.shared.blocks import block_pixels, blocks_of
 from gensemcom.shared.keycodecs import DeepJsccKey
@@ -102,12 +103,6 @@ def run_importance(items: list[KeyImage], codec: DeepJsccKey, ranker: Importance
             "summary": {label: summarise([r for r in rows if r["channel"] == label], settings.shares)
                         for label in labels},
             "sends": as_table(rows)}
-
-
-def as_table(rows: list[dict]) -> dict:
-    """Rows of equal keys as one list of column names and lists of values: a third of the JSON."""
-    columns = list(rows[0]) if rows else []
-    return {"columns": columns, "rows": [[row[c] for c in columns] for row in rows]}
 
 
 def summarise(rows: list[dict], shares: tuple[float, ...]) -> dict:

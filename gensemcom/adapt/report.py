@@ -1,4 +1,4 @@
-"""The rate table as text and as a figure."""
+"""The rate table as text and as a figure; the evaluations' per-send rows as compact JSON tables."""
 
 from collections.abc import Sequence
 from pathlib import Path
@@ -54,3 +54,14 @@ def plot_table(table: RateTable, snrs: Sequence[float], targets: Sequence[float]
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def as_table(rows: list[dict]) -> dict:
+    """Rows of equal keys as one list of column names and lists of values: a third of the JSON."""
+    columns = list(rows[0]) if rows else []
+    return {"columns": columns, "rows": [[row[c] for c in columns] for row in rows]}
+
+
+def from_table(table: dict) -> list[dict]:
+    """The rows of an :func:`as_table` table, as dictionaries again."""
+    return [dict(zip(table["columns"], row)) for row in table["rows"]]
